@@ -1,1 +1,35 @@
-//! runnel-catalog
+//! The catalog: what streams exist, their shards and lineage, settings and
+//! tags. Small, rarely written, and ACID: every change is one transaction
+//! that is durable before the call returns.
+//!
+//! [`Catalog`] is the seam for cluster mode (an etcd implementation later);
+//! [`RedbCatalog`] is the embedded default. Records are stored as JSON
+//! values so that adding a field (with `#[serde(default)]`) needs no
+//! migration.
+
+mod model;
+mod redb_catalog;
+
+pub use model::{ShardRecord, StreamMode, StreamRecord, StreamState};
+pub use redb_catalog::RedbCatalog;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("catalog storage failed: {0}")]
+    Storage(String),
+    #[error("catalog record {key} is corrupt: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+pub trait Catalog: Send + Sync + 'static {
+    /// Every stream record, in name order.
+    fn load_streams(&self) -> Result<Vec<StreamRecord>, CatalogError>;
+    /// Inserts or replaces the record named `record.name`.
+    fn put_stream(&self, record: &StreamRecord) -> Result<(), CatalogError>;
+    fn delete_stream(&self, name: &str) -> Result<(), CatalogError>;
+    /// A process-lifetime-unique, never-reused stream id (persisted counter).
+    fn next_stream_uid(&self) -> Result<u64, CatalogError>;
+    /// A 32-byte secret created on first use and kept forever (iterator and
+    /// pagination-token MACs survive restarts).
+    fn secret(&self, name: &str) -> Result<[u8; 32], CatalogError>;
+}

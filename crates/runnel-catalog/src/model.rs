@@ -1,0 +1,60 @@
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StreamMode {
+    Provisioned,
+    OnDemand,
+}
+
+/// The lifecycle of a stream. Transitions are timed: `since_ms` says when the
+/// state began, and the service moves CREATING→ACTIVE and finishes DELETING
+/// once the configured transition time has passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StreamState {
+    Creating,
+    Active,
+    Updating,
+    Deleting,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardRecord {
+    pub index: u32,
+    /// Inclusive hash-key range, as decimal strings (u128 does not fit JSON numbers).
+    pub hash_start: String,
+    pub hash_end: String,
+    #[serde(default)]
+    pub parent: Option<u32>,
+    #[serde(default)]
+    pub adjacent_parent: Option<u32>,
+    /// Position of the first record the shard can hold.
+    #[serde(default)]
+    pub starting_position: u64,
+    /// Set when the shard is closed by a reshard: its last position + 1.
+    #[serde(default)]
+    pub closed_at_position: Option<u64>,
+    #[serde(default)]
+    pub created_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamRecord {
+    pub name: String,
+    pub uid: u64,
+    pub created_ms: u64,
+    pub state: StreamState,
+    pub state_since_ms: u64,
+    pub mode: StreamMode,
+    pub retention_hours: u32,
+    pub shards: Vec<ShardRecord>,
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
+    #[serde(default = "default_max_record_size_kib")]
+    pub max_record_size_kib: u32,
+    #[serde(default)]
+    pub shard_level_metrics: Vec<String>,
+}
+
+fn default_max_record_size_kib() -> u32 {
+    1024
+}
