@@ -1,1 +1,416 @@
-//! runnel-log
+//! runnel-log: the shard log store. Append with group commit, read from a
+//! position or a timestamp, per-stream retention, crash recovery.
+//!
+//! # Design
+//! One shared, segmented, append-only log for every shard of the node. A
+//! single writer thread drains all pending appends, writes one frame per
+//! (shard, append) with one positional write, syncs once (`fdatasync`), then
+//! acknowledges them all. Thousands of shards cost one fsync per commit and
+//! one file descriptor per segment, not per shard. `docs/storage.md` says why
+//! this won over an LSM and over per-shard files.
+//!
+//! # On-disk format, version 1 (`format::FORMAT_VERSION`)
+//! All integers little-endian. A format change bumps the version.
+//!
+//! ## Files in `LogConfig::dir`
+//! - `<id:020>.seg`: segment `id` (ids grow by one). The newest is the
+//!   *active* segment; all others are *sealed* (never written again).
+//! - `<id:020>.idx`: sidecar index of a sealed segment, written when it was
+//!   sealed (temp file, fsync, rename, fsync dir). The active segment has none.
+//! - `*.tmp` are leftovers of an interrupted sidecar write and are removed at
+//!   open; `*.seg.corrupt` are segments set aside by recovery (kept for forensics).
+//!
+//! ## Segment
+//! ```text
+//! header (32 B): magic "RNLSEG\0\x01" | version u32 | 0 u32 | segment id u64 | 0 u32 | crc32c(bytes 0..28) u32
+//! frame*         the first frame is always a shard table
+//! ```
+//! ## Frame
+//! ```text
+//! 0  crc32c u32        over bytes 4..frame_bytes (everything after itself)
+//! 4  frame_bytes u32   whole frame, header included
+//! 8  kind u8           1 = records, 2 = shard table
+//! 9  flags u8          bit 0 = COMMIT_END (last frame of one append call)
+//! 10 0 u16
+//! 12 record_count u32  (shard table: entry count)
+//! 16 stream_uid u64
+//! 24 shard_index u32
+//! 28 0 u32
+//! 32 commit_seq u64    same for all frames of one commit, grows across commits
+//! 40 first_position u64
+//! 48 timestamp_ms u64  one arrival timestamp for every record of the frame
+//! 56 payload
+//!    records:     per record: key_len u32 | data_len u32 | key (utf-8) | data
+//!    shard table: per shard:  stream_uid u64 | shard_index u32 | next_position u64 | last_timestamp_ms u64
+//! ```
+//! The shard table at the start of every segment records each live shard's
+//! next position and last timestamp, so positions are never reused even when
+//! retention has deleted every segment that held a shard's records: the
+//! active segment is never deleted and always starts with a complete table.
+//!
+//! ## Sidecar (`.idx`)
+//! ```text
+//! header (32 B): magic "RNLIDX\0\x01" | version u32 | shard count u32 | segment id u64
+//!                | crc32c(summary) u32 | crc32c(bytes 0..28) u32
+//! summary: per shard (64 B): stream_uid u64 | shard_index u32 | frame_count u32 | first_position u64
+//!          | end_position u64 | first_ts u64 | last_ts u64 | frames_offset u64 | crc32c(frames) u32 | 0 u32
+//! frames:  per shard, at frames_offset, per frame (32 B):
+//!          first_position u64 | record_count u32 | frame_bytes u32 | offset u64 | timestamp_ms u64
+//! ```
+//!
+//! # Recovery (`recovery.rs`)
+//! 1. Remove `*.tmp` and sidecars without a segment.
+//! 2. The newest segment whose header and shard table are valid is the
+//!    active one (a newer one without them was cut short while being created,
+//!    before anything in it could be acknowledged; it is set aside).
+//! 3. Scan the active segment frame by frame, checking each crc32c, that
+//!    frames of a commit share a `commit_seq` that grows across commits, and
+//!    that each shard's positions are dense. Frames are accepted a whole
+//!    commit at a time (up to a COMMIT_END frame); the file is truncated after
+//!    the last complete commit, so a torn tail never shows up as data.
+//! 4. For each sealed segment read only the sidecar summary (rebuilt by a scan
+//!    if missing or damaged). Start-up reads sidecar summaries plus at most one
+//!    segment, so it stays in seconds with many gigabytes of data.
+//!
+//! # Memory
+//! Per shard: counters, the frame index of the active segment only, and one
+//! 56-byte span per sealed segment holding its data. Frame lists of sealed
+//! segments are read from sidecars on demand into a bounded cache.
+//!
+//! # Failures
+//! A write or sync error fails every append of that commit; the file is cut
+//! back to where the commit began, so no unacknowledged frame survives. If
+//! even that fails, the log refuses all further appends (`LogError::Poisoned`)
+//! until it is reopened, and recovery decides from checksums.
+
+mod format;
+pub mod fs;
+mod index;
+mod read;
+mod recovery;
+mod retention;
+mod segment;
+mod sidecar;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+pub use fs::{Fs, FsFile, RealFs};
+
+use index::{Index, SidecarCache};
+use parking_lot::{Mutex, RwLock};
+use runnel_types::Clock;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+pub const SEGMENT_BYTES_MAX_DEFAULT: u64 = 64 * 1024 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Acknowledge only after `fdatasync` (the default).
+    #[default]
+    Fsync,
+    /// Acknowledge after the write reaches the OS; a power cut may lose the last commits.
+    None,
+}
+
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    pub dir: PathBuf,
+    pub durability: Durability,
+    /// A segment is sealed once it reaches this size.
+    pub segment_bytes_max: u64,
+    /// Appends (in payload bytes) waiting for the writer; `append` waits when full.
+    pub pending_bytes_max: usize,
+    /// The writer stops draining the queue into one commit past this many payload bytes.
+    pub commit_bytes_max: usize,
+    /// (segment, shard) frame lists of sealed segments kept in memory.
+    pub sidecar_cache_entries_max: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            dir: PathBuf::from("runnel-data/log"),
+            durability: Durability::Fsync,
+            segment_bytes_max: SEGMENT_BYTES_MAX_DEFAULT,
+            pending_bytes_max: 64 * 1024 * 1024,
+            commit_bytes_max: 8 * 1024 * 1024,
+            sidecar_cache_entries_max: 4096,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShardKey {
+    pub stream_uid: u64,
+    pub shard_index: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordIn {
+    pub partition_key: String,
+    pub data: bytes::Bytes,
+}
+
+/// Record `i` of the group got position `first_position + i`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendAck {
+    pub first_position: u64,
+    pub timestamp_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredRecord {
+    pub position: u64,
+    pub timestamp_ms: u64,
+    pub partition_key: String,
+    pub data: bytes::Bytes,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadOutcome {
+    pub records: Vec<StoredRecord>,
+    /// The position after the last record returned or skipped.
+    pub next_position: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    pub segments_deleted: u64,
+    pub bytes_reclaimed: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogStats {
+    pub segments: u64,
+    pub bytes_on_disk: u64,
+    pub shards_tracked: u64,
+    /// Commits (group writes) since open.
+    pub commits: u64,
+    /// Records appended since open.
+    pub records: u64,
+    /// Data syncs issued by the writer since open.
+    pub syncs: u64,
+    pub active_segment_id: u64,
+    pub sidecar_cache_entries: u64,
+}
+
+#[derive(thiserror::Error, Debug)]
+pub enum LogError {
+    #[error("storage i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("corrupt log data: {0}")]
+    Corrupt(String),
+    #[error("the log is closed")]
+    Closed,
+    #[error("the log refuses writes after a failure it could not undo; reopen it: {0}")]
+    Poisoned(String),
+    #[error("stream {0} was dropped")]
+    StreamDropped(u64),
+}
+
+impl LogError {
+    /// A copy for each waiter of a failed commit (`io::Error` is not `Clone`).
+    fn duplicate(&self) -> LogError {
+        match self {
+            LogError::Io(e) => LogError::Io(std::io::Error::new(e.kind(), e.to_string())),
+            LogError::Corrupt(s) => LogError::Corrupt(s.clone()),
+            LogError::Closed => LogError::Closed,
+            LogError::Poisoned(s) => LogError::Poisoned(s.clone()),
+            LogError::StreamDropped(u) => LogError::StreamDropped(*u),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    commits: AtomicU64,
+    records: AtomicU64,
+    syncs: AtomicU64,
+}
+
+/// State shared by the API side and the writer thread.
+struct Shared {
+    config: LogConfig,
+    clock: Arc<dyn Clock>,
+    fs: Arc<dyn Fs>,
+    index: RwLock<Index>,
+    cache: Mutex<SidecarCache>,
+    counters: Counters,
+}
+
+/// The log. `Send + Sync`; share it with `Arc<Log>`. Dropping it stops the
+/// writer thread after it has finished the appends already queued.
+pub struct Log {
+    shared: Arc<Shared>,
+    tx: Option<mpsc::Sender<writer::AppendRequest>>,
+    pending: Arc<Semaphore>,
+    pending_kib_max: u32,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl Log {
+    pub fn open(config: LogConfig, clock: Arc<dyn Clock>) -> Result<Log, LogError> {
+        Log::open_with_fs(config, clock, Arc::new(RealFs))
+    }
+
+    pub fn open_with_fs(
+        config: LogConfig,
+        clock: Arc<dyn Clock>,
+        fs: Arc<dyn Fs>,
+    ) -> Result<Log, LogError> {
+        let rec = recovery::recover(&config.dir, &*fs)?;
+        let pending_kib_max = (config.pending_bytes_max / 1024).clamp(1, u32::MAX as usize) as u32;
+        let segment_id = rec.index.active_id;
+        let shared = Arc::new(Shared {
+            cache: Mutex::new(SidecarCache::new(config.sidecar_cache_entries_max)),
+            config,
+            clock,
+            fs,
+            index: RwLock::new(rec.index),
+            counters: Counters::default(),
+        });
+        let (tx, rx) = mpsc::channel(1024);
+        let w = writer::Writer {
+            shared: shared.clone(),
+            rx,
+            file: rec.active_file,
+            segment_id,
+            offset: rec.active_len,
+            next_commit_seq: rec.next_commit_seq,
+            poisoned: None,
+            buf: Vec::new(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("runnel-log-writer".into())
+            .spawn(move || w.run())?;
+        Ok(Log {
+            shared,
+            tx: Some(tx),
+            pending: Arc::new(Semaphore::new(pending_kib_max as usize)),
+            pending_kib_max,
+            writer: Some(handle),
+        })
+    }
+
+    /// One commit: all groups are written and synced together; returns one
+    /// ack per group, in order. All or nothing.
+    pub async fn append(
+        &self,
+        groups: Vec<(ShardKey, Vec<RecordIn>)>,
+    ) -> Result<Vec<AppendAck>, LogError> {
+        let bytes: usize = groups
+            .iter()
+            .flat_map(|g| g.1.iter())
+            .map(|r| r.partition_key.len() + r.data.len() + format::RECORD_HEADER_BYTES)
+            .sum::<usize>()
+            + groups.len() * format::FRAME_HEADER_BYTES;
+        let kib = ((bytes / 1024) as u32).clamp(1, self.pending_kib_max);
+        let permit = self
+            .pending
+            .clone()
+            .acquire_many_owned(kib)
+            .await
+            .map_err(|_| LogError::Closed)?;
+        let (reply, rx) = oneshot::channel();
+        let tx = self.tx.as_ref().ok_or(LogError::Closed)?;
+        tx.send(writer::AppendRequest {
+            groups,
+            bytes,
+            reply,
+            permit: Some(permit),
+        })
+        .await
+        .map_err(|_| LogError::Closed)?;
+        rx.await.map_err(|_| LogError::Closed)?
+    }
+
+    /// Blocking read (fast when the data is in the page cache). Up to
+    /// `max_records` records / about `max_bytes` of key+data (always at least
+    /// one record if any is available) from `from_position`, skipping records
+    /// older than `not_before_ms`.
+    pub fn read(
+        &self,
+        shard: ShardKey,
+        from_position: u64,
+        max_records: usize,
+        max_bytes: usize,
+        not_before_ms: u64,
+    ) -> Result<ReadOutcome, LogError> {
+        self.shared
+            .read(shard, from_position, max_records, max_bytes, not_before_ms)
+    }
+
+    /// The next position to be assigned; 0 if the shard is unknown.
+    pub fn end_position(&self, shard: ShardKey) -> u64 {
+        self.shared
+            .index
+            .read()
+            .shards
+            .get(&shard)
+            .map_or(0, |s| s.next_position)
+    }
+
+    pub fn last_timestamp_ms(&self, shard: ShardKey) -> Option<u64> {
+        let index = self.shared.index.read();
+        index
+            .shards
+            .get(&shard)
+            .filter(|s| s.next_position > 0)
+            .map(|s| s.last_timestamp_ms)
+    }
+
+    /// First position whose timestamp is >= `ts_ms`; `end_position` if none.
+    pub fn position_at_timestamp(&self, shard: ShardKey, ts_ms: u64) -> Result<u64, LogError> {
+        self.shared.position_at_timestamp(shard, ts_ms)
+    }
+
+    /// Forgets the stream's in-memory state and refuses further appends to it
+    /// (until restart); its disk space comes back through retention.
+    pub fn drop_stream(&self, stream_uid: u64) {
+        let mut index = self.shared.index.write();
+        index.shards.retain(|k, _| k.stream_uid != stream_uid);
+        index.dropped.insert(stream_uid);
+    }
+
+    /// Deletes whole sealed segments whose every frame is past its stream's
+    /// retention (`None` from `retention_ms_of` means the stream is gone).
+    pub fn enforce_retention(
+        &self,
+        retention_ms_of: &dyn Fn(u64) -> Option<u64>,
+    ) -> Result<RetentionReport, LogError> {
+        self.shared.enforce_retention(retention_ms_of)
+    }
+
+    pub fn stats(&self) -> LogStats {
+        let index = self.shared.index.read();
+        let c = &self.shared.counters;
+        LogStats {
+            segments: index.segments.len() as u64,
+            bytes_on_disk: index.segments.values().map(|m| m.bytes).sum(),
+            shards_tracked: index.shards.len() as u64,
+            commits: c.commits.load(Ordering::Relaxed),
+            records: c.records.load(Ordering::Relaxed),
+            syncs: c.syncs.load(Ordering::Relaxed),
+            active_segment_id: index.active_id,
+            sidecar_cache_entries: self.shared.cache.lock().len() as u64,
+        }
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        self.tx.take();
+        self.pending.close();
+        if let Some(h) = self.writer.take() {
+            if h.join().is_err() {
+                tracing::error!("log writer thread panicked");
+            }
+        }
+    }
+}
