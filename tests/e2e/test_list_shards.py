@@ -82,3 +82,8 @@ def test_list_shards_filter_after_shard_id_needs_id(kinesis, make_stream):
     name = make_stream(2)
     kin.expect_error("InvalidArgumentException", kinesis.list_shards, StreamName=name,
                      ShardFilter={"Type": "AFTER_SHARD_ID"}, contains=("ShardId",))
+
+
+def test_list_shards_needs_stream_or_token(kinesis):
+    # ListShards has its own rule (kinesalite copied AWS's answer): InvalidArgumentException.
+    kin.expect_error("InvalidArgumentException", kinesis.list_shards, contains=("NextToken", "StreamName"))

@@ -364,3 +364,56 @@ def test_millis_behind_latest(kinesis, stream, clock):
     r = kinesis.get_records(ShardIterator=r["NextShardIterator"])
     assert [x["Data"] for x in r["Records"]] == [b"new"]
     assert r["MillisBehindLatest"] == 0
+
+
+@pytest.mark.kinesalite_diverges(reason="kinesalite does not cap GetRecords at 10 MiB")
+def test_get_records_response_capped_at_10_mib(kinesis, stream):
+    datas = [bytes([i]) * (MIB - 1024) for i in range(12)]
+    seqs = [kinesis.put_record(StreamName=stream, Data=d, PartitionKey="k")["SequenceNumber"] for d in datas]
+    r = kinesis.get_records(ShardIterator=kin.iterator(kinesis, stream, SHARD0))
+    first = r["Records"]
+    assert 1 <= len(first) < 12
+    assert sum(len(x["Data"]) for x in first) <= 10 * MIB
+    rest = kin.drain(kinesis, r["NextShardIterator"])
+    assert [(x["SequenceNumber"], x["Data"]) for x in first + rest] == list(zip(seqs, datas))
+
+
+def test_concurrent_puts_one_shard(kinesis, stream, endpoint):
+    import threading
+
+    results, errors = [], []
+    lock = threading.Lock()
+
+    def worker(w):
+        c = kin.make_client(endpoint)
+        try:
+            for i in range(40):
+                d = f"w{w}-{i}".encode()
+                r = c.put_record(StreamName=stream, Data=d, PartitionKey=f"{w}")
+                with lock:
+                    results.append((int(r["SequenceNumber"]), d))
+        except Exception as e:  # surfaced below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=100)
+    assert not errors, errors
+    got = kin.read_shard(kinesis, stream, SHARD0)
+    assert [(int(x["SequenceNumber"]), x["Data"]) for x in got] == sorted(results)
+    assert len({s for s, _ in results}) == 160
+    # Each writer's own records are in the order it wrote them.
+    for w in range(4):
+        mine = [x["Data"] for x in got if x["Data"].startswith(f"w{w}-".encode())]
+        assert mine == [f"w{w}-{i}".encode() for i in range(40)]
+
+
+def test_get_records_after_stream_deleted(kinesis, make_stream):
+    name = make_stream(1)
+    kinesis.put_record(StreamName=name, Data=b"x", PartitionKey="k")
+    it = kin.iterator(kinesis, name, SHARD0)
+    kinesis.delete_stream(StreamName=name)
+    kin.wait_gone(kinesis, name)
+    kin.expect_error("ResourceNotFoundException", kinesis.get_records, ShardIterator=it)
