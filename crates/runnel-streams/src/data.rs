@@ -1,0 +1,287 @@
+//! The data plane: PutRecord(s), GetShardIterator, GetRecords.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use runnel_log::{RecordIn, ShardKey};
+use runnel_types::hash::partition_hash;
+use runnel_types::limits::{
+    GET_RECORDS_COUNT_MAX, GET_RECORDS_RESPONSE_BYTES_MAX, ITERATOR_TTL_MS, PARTITION_KEY_CHARS_MAX,
+    PUT_RECORDS_COUNT_MAX, PUT_RECORDS_REQUEST_BYTES_MAX, RECORD_BYTES_MAX_CEILING,
+};
+use runnel_types::{Blob, SequenceNumber, ShardId, Timestamp};
+
+use crate::api::*;
+use crate::error::{Result, StreamsError};
+use crate::service::{StreamEntry, StreamsService};
+use crate::timefmt::iso8601;
+use crate::token::IteratorPos;
+use crate::validate::Violations;
+
+const ITERATOR_TYPES: [&str; 5] =
+    ["AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER", "TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"];
+
+/// Routes a record: ExplicitHashKey if given, else MD5 of the partition key.
+fn hash_key_of(partition_key: &str, explicit: Option<&str>) -> Result<u128> {
+    match explicit {
+        None => Ok(partition_hash(partition_key)),
+        Some(h) => h.parse::<u128>().map_err(|_| {
+            StreamsError::InvalidArgument(format!(
+                "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was {h}"
+            ))
+        }),
+    }
+}
+
+impl StreamsService {
+    fn record_bytes_max(entry: &StreamEntry) -> usize {
+        (entry.rec.max_record_size_kib as usize) * 1024
+    }
+
+    pub async fn put_record(&self, input: PutRecordInput) -> Result<PutRecordOutput> {
+        let mut v = Violations::new();
+        v.required("data", &input.data);
+        v.required("partitionKey", &input.partition_key);
+        v.blob_len("data", input.data.as_ref().map(|d| d.0.len()), RECORD_BYTES_MAX_CEILING);
+        v.string("partitionKey", input.partition_key.as_deref(), 1, PARTITION_KEY_CHARS_MAX);
+        v.decimal("explicitHashKey", input.explicit_hash_key.as_deref(), 39);
+        v.decimal("sequenceNumberForOrdering", input.sequence_number_for_ordering.as_deref(), 129);
+        let entry = self.resolve(&input, v)?;
+        let data = input.data.unwrap_or_default();
+        let max = Self::record_bytes_max(&entry);
+        if data.0.len() > max {
+            let mut v = Violations::new();
+            v.blob_len("data", Some(data.0.len()), max);
+            v.finish()?;
+        }
+        self.writable(&entry)?;
+        let pk = input.partition_key.unwrap_or_default();
+        let index = self.route(&entry, &pk, input.explicit_hash_key.as_deref())?;
+        let key = entry.shard_key(index);
+        let acks = self
+            .log
+            .append(vec![(key, vec![RecordIn { partition_key: pk, data: Bytes::from(data.0) }])])
+            .await?;
+        let ack = acks.first().ok_or_else(|| StreamsError::Internal("Internal service failure.".into()))?;
+        Ok(PutRecordOutput {
+            shard_id: ShardId(index).to_string(),
+            sequence_number: SequenceNumber::new(entry.epoch, index, ack.first_position).to_string(),
+            encryption_type: "NONE",
+        })
+    }
+
+    fn route(&self, entry: &StreamEntry, pk: &str, explicit: Option<&str>) -> Result<u32> {
+        let key = hash_key_of(pk, explicit)?;
+        entry
+            .route(key)
+            .ok_or_else(|| StreamsError::Internal(format!("no open shard covers hash key {key}")))
+    }
+
+    pub async fn put_records(&self, input: PutRecordsInput) -> Result<PutRecordsOutput> {
+        let mut v = Violations::new();
+        v.required("records", &input.records);
+        let count = input.records.as_ref().map(Vec::len);
+        v.list_len("records", count, 1, PUT_RECORDS_COUNT_MAX, "[…]");
+        if let Some(records) = &input.records {
+            for (i, r) in records.iter().enumerate().take(PUT_RECORDS_COUNT_MAX + 1) {
+                let n = i + 1;
+                v.required(&format!("records.{n}.member.data"), &r.data);
+                v.required(&format!("records.{n}.member.partitionKey"), &r.partition_key);
+                v.blob_len(
+                    &format!("records.{n}.member.data"),
+                    r.data.as_ref().map(|d| d.0.len()),
+                    RECORD_BYTES_MAX_CEILING,
+                );
+                v.string(
+                    &format!("records.{n}.member.partitionKey"),
+                    r.partition_key.as_deref(),
+                    1,
+                    PARTITION_KEY_CHARS_MAX,
+                );
+                v.decimal(&format!("records.{n}.member.explicitHashKey"), r.explicit_hash_key.as_deref(), 39);
+            }
+        }
+        let entry = self.resolve(&input, v)?;
+        let records = input.records.unwrap_or_default();
+        let max = Self::record_bytes_max(&entry);
+        let mut total = 0usize;
+        let mut v = Violations::new();
+        for (i, r) in records.iter().enumerate() {
+            let len = r.data.as_ref().map_or(0, |d| d.0.len());
+            if len > max {
+                v.blob_len(&format!("records.{}.member.data", i + 1), Some(len), max);
+            }
+            total += len + r.partition_key.as_ref().map_or(0, String::len);
+        }
+        v.finish()?;
+        if total > PUT_RECORDS_REQUEST_BYTES_MAX {
+            return Err(StreamsError::InvalidArgument("Records size exceeds 5 MB limit".into()));
+        }
+        self.writable(&entry)?;
+
+        // Group by shard, keeping each record's place for the response.
+        let mut placement: Vec<(usize, usize)> = Vec::with_capacity(records.len());
+        let mut groups: Vec<(ShardKey, Vec<RecordIn>)> = Vec::new();
+        let mut slot_of_shard: Vec<(u32, usize)> = Vec::new();
+        for r in records {
+            let pk = r.partition_key.unwrap_or_default();
+            let index = self.route(&entry, &pk, r.explicit_hash_key.as_deref())?;
+            let slot = match slot_of_shard.iter().find(|(s, _)| *s == index) {
+                Some((_, slot)) => *slot,
+                None => {
+                    groups.push((entry.shard_key(index), Vec::new()));
+                    slot_of_shard.push((index, groups.len() - 1));
+                    groups.len() - 1
+                }
+            };
+            placement.push((slot, groups[slot].1.len()));
+            groups[slot].1.push(RecordIn { partition_key: pk, data: Bytes::from(r.data.unwrap_or_default().0) });
+        }
+        let shard_of_slot: Vec<u32> = groups.iter().map(|(k, _)| k.shard_index).collect();
+        let acks = self.log.append(groups).await?;
+        let results = placement
+            .into_iter()
+            .map(|(slot, offset)| {
+                let index = shard_of_slot[slot];
+                let position = acks[slot].first_position + offset as u64;
+                PutRecordsResultEntry {
+                    sequence_number: Some(SequenceNumber::new(entry.epoch, index, position).to_string()),
+                    shard_id: Some(ShardId(index).to_string()),
+                    error_code: None,
+                    error_message: None,
+                }
+            })
+            .collect();
+        Ok(PutRecordsOutput { failed_record_count: 0, records: results, encryption_type: "NONE" })
+    }
+
+    pub fn get_shard_iterator(&self, input: GetShardIteratorInput) -> Result<GetShardIteratorOutput> {
+        let mut v = Violations::new();
+        v.required("shardId", &input.shard_id);
+        v.required("shardIteratorType", &input.shard_iterator_type);
+        v.shard_id("shardId", input.shard_id.as_deref());
+        v.one_of("shardIteratorType", input.shard_iterator_type.as_deref(), &ITERATOR_TYPES);
+        v.decimal("startingSequenceNumber", input.starting_sequence_number.as_deref(), 129);
+        let entry = self.resolve(&input, v)?;
+        let shard_id = input.shard_id.as_deref().unwrap_or_default();
+        let index = self.shard_id_of(&entry, shard_id)?;
+        self.writable(&entry).map_err(|_| self.shard_not_found(&entry.rec.name, shard_id))?;
+        let key = entry.shard_key(index);
+        let now = self.now_ms();
+        let kind = input.shard_iterator_type.as_deref().unwrap_or_default();
+        let position = match kind {
+            "TRIM_HORIZON" => self.log.position_at_timestamp(key, now.saturating_sub(entry.retention_ms()))?,
+            "LATEST" => self.log.end_position(key),
+            "AT_TIMESTAMP" => {
+                let ts = input.timestamp.ok_or_else(|| {
+                    StreamsError::InvalidArgument(
+                        "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter.".into(),
+                    )
+                })?;
+                let horizon = now.saturating_sub(entry.retention_ms());
+                self.log.position_at_timestamp(key, (ts.ms.max(0) as u64).max(horizon))?
+            }
+            _ => {
+                let seq = input.starting_sequence_number.as_deref().ok_or_else(|| {
+                    StreamsError::InvalidArgument(format!(
+                        "Must specify StartingSequenceNumber for ShardIteratorType {kind}."
+                    ))
+                })?;
+                let position = self.position_of(&entry, index, shard_id, seq)?;
+                if kind == "AFTER_SEQUENCE_NUMBER" {
+                    position + 1
+                } else {
+                    position
+                }
+            }
+        };
+        let iterator = IteratorPos { stream_uid: entry.rec.uid, shard_index: index, position };
+        Ok(GetShardIteratorOutput { shard_iterator: iterator.encode(&self.sealer, now) })
+    }
+
+    /// The log position a client's sequence number names in this shard.
+    fn position_of(&self, entry: &StreamEntry, index: u32, shard_id: &str, seq: &str) -> Result<u64> {
+        let invalid = || {
+            StreamsError::InvalidArgument(format!(
+                "StartingSequenceNumber {seq} used in GetShardIterator on shard {shard_id} in stream {} under account {} is invalid.",
+                entry.rec.name, self.cfg.account_id
+            ))
+        };
+        let parsed: SequenceNumber = seq.parse().map_err(|_| invalid())?;
+        if parsed.stream_epoch() != entry.epoch {
+            return Err(invalid());
+        }
+        if parsed.shard_index() != index {
+            return Err(StreamsError::InvalidArgument(format!(
+                "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {}",
+                ShardId(parsed.shard_index()),
+                ShardId(index)
+            )));
+        }
+        if parsed.position() > self.log.end_position(entry.shard_key(index)) {
+            return Err(invalid());
+        }
+        Ok(parsed.position())
+    }
+
+    pub fn get_records(&self, input: GetRecordsInput) -> Result<GetRecordsOutput> {
+        let mut v = Violations::new();
+        v.required("shardIterator", &input.shard_iterator);
+        v.string("shardIterator", input.shard_iterator.as_deref(), 1, 512);
+        v.int("limit", input.limit, 1, Some(GET_RECORDS_COUNT_MAX as i64));
+        v.stream_arn("streamARN", input.stream_arn.as_deref());
+        v.finish()?;
+        let token = input.shard_iterator.as_deref().unwrap_or_default();
+        let (pos, issued_ms) = IteratorPos::decode(&self.sealer, token)
+            .ok_or_else(|| StreamsError::InvalidArgument("Invalid ShardIterator.".into()))?;
+        let now = self.now_ms();
+        if now.saturating_sub(issued_ms) > ITERATOR_TTL_MS {
+            return Err(StreamsError::ExpiredIterator(format!(
+                "Iterator expired. The iterator was created at time {} while right now it is {} which is further in the future than the tolerated delay of {ITERATOR_TTL_MS} milliseconds.",
+                iso8601(issued_ms),
+                iso8601(now)
+            )));
+        }
+        let entry: Arc<StreamEntry> = self.lookup_uid(pos.stream_uid).ok_or_else(|| {
+            StreamsError::ResourceNotFound(format!(
+                "Shard {} in stream with id {} under account {} does not exist",
+                ShardId(pos.shard_index),
+                pos.stream_uid,
+                self.cfg.account_id
+            ))
+        })?;
+        if let Some(arn) = input.stream_arn.as_deref().and_then(runnel_types::StreamArn::parse) {
+            if arn.stream_name != entry.rec.name {
+                return Err(StreamsError::InvalidArgument("Invalid ShardIterator.".into()));
+            }
+        }
+        let key = entry.shard_key(pos.shard_index);
+        let limit = input.limit.map(|l| l as usize).unwrap_or(GET_RECORDS_COUNT_MAX);
+        let horizon = now.saturating_sub(entry.retention_ms());
+        let out = self.log.read(key, pos.position, limit, GET_RECORDS_RESPONSE_BYTES_MAX, horizon)?;
+        let end = self.log.end_position(key);
+        let millis_behind_latest = if out.next_position >= end {
+            0
+        } else {
+            let behind_from = out.records.last().map(|r| r.timestamp_ms);
+            behind_from.map_or(0, |ts| now.saturating_sub(ts))
+        };
+        let records = out
+            .records
+            .into_iter()
+            .map(|r| RecordOut {
+                sequence_number: SequenceNumber::new(entry.epoch, pos.shard_index, r.position).to_string(),
+                approximate_arrival_timestamp: Timestamp::from_ms(r.timestamp_ms),
+                data: Blob(r.data.to_vec()),
+                partition_key: r.partition_key,
+            })
+            .collect();
+        let next = IteratorPos { position: out.next_position, ..pos };
+        Ok(GetRecordsOutput {
+            records,
+            next_shard_iterator: Some(next.encode(&self.sealer, now)),
+            millis_behind_latest,
+            child_shards: None,
+        })
+    }
+}

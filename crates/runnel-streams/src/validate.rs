@@ -1,0 +1,171 @@
+//! Model constraint checks with AWS's wording:
+//! `1 validation error detected: Value 'a b' at 'streamName' failed to satisfy
+//! constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+`
+
+use crate::error::StreamsError;
+
+/// Collects constraint violations of one request, in member order.
+#[derive(Default)]
+pub struct Violations {
+    items: Vec<String>,
+}
+
+impl Violations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn push(&mut self, value: &str, field: &str, constraint: &str) {
+        self.items.push(format!(
+            "Value {value} at '{field}' failed to satisfy constraint: Member must {constraint}"
+        ));
+    }
+
+    pub fn required<T>(&mut self, field: &str, value: &Option<T>) {
+        if value.is_none() {
+            self.items.push(format!(
+                "Value null at '{field}' failed to satisfy constraint: Member must not be null"
+            ));
+        }
+    }
+
+    /// Length bounds count characters, as the model's `min`/`max` do for strings.
+    pub fn string(&mut self, field: &str, value: Option<&str>, min: usize, max: usize) {
+        let Some(v) = value else { return };
+        let len = v.chars().count();
+        if len < min {
+            self.push(&quote(v), field, &format!("have length greater than or equal to {min}"));
+        } else if len > max {
+            self.push(&quote(v), field, &format!("have length less than or equal to {max}"));
+        }
+    }
+
+    pub fn stream_name(&mut self, field: &str, value: Option<&str>) {
+        let Some(v) = value else { return };
+        self.string(field, Some(v), 1, 128);
+        if !v.is_empty() && !v.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
+            self.push(&quote(v), field, "satisfy regular expression pattern: [a-zA-Z0-9_.-]+");
+        }
+    }
+
+    pub fn stream_arn(&mut self, field: &str, value: Option<&str>) {
+        let Some(v) = value else { return };
+        self.string(field, Some(v), 1, 2048);
+        if runnel_types::StreamArn::parse(v).is_none() {
+            self.push(
+                &quote(v),
+                field,
+                "satisfy regular expression pattern: arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+",
+            );
+        }
+    }
+
+    pub fn shard_id(&mut self, field: &str, value: Option<&str>) {
+        self.stream_name(field, value);
+    }
+
+    pub fn int(&mut self, field: &str, value: Option<i64>, min: i64, max: Option<i64>) {
+        let Some(v) = value else { return };
+        if v < min {
+            self.push(&quote(&v.to_string()), field, &format!("have value greater than or equal to {min}"));
+        } else if let Some(max) = max.filter(|m| v > *m) {
+            self.push(&quote(&v.to_string()), field, &format!("have value less than or equal to {max}"));
+        }
+    }
+
+    pub fn one_of(&mut self, field: &str, value: Option<&str>, allowed: &[&str]) {
+        let Some(v) = value else { return };
+        if !allowed.contains(&v) {
+            self.push(&quote(v), field, &format!("satisfy enum value set: [{}]", allowed.join(", ")));
+        }
+    }
+
+    /// Decimal integer patterns (`HashKey`: `0|[1-9]\d{0,38}`, `SequenceNumber`: `0|[1-9]\d{0,128}`).
+    pub fn decimal(&mut self, field: &str, value: Option<&str>, max_digits: usize) {
+        let Some(v) = value else { return };
+        let ok = v == "0"
+            || (!v.is_empty()
+                && v.len() <= max_digits
+                && !v.starts_with('0')
+                && v.bytes().all(|b| b.is_ascii_digit()));
+        if !ok {
+            let rest = max_digits - 1;
+            self.push(
+                &quote(v),
+                field,
+                &format!("satisfy regular expression pattern: 0|([1-9]\\d{{0,{rest}}})"),
+            );
+        }
+    }
+
+    pub fn list_len(&mut self, field: &str, len: Option<usize>, min: usize, max: usize, shown: &str) {
+        let Some(n) = len else { return };
+        if n < min {
+            self.push(&quote(shown), field, &format!("have length greater than or equal to {min}"));
+        } else if n > max {
+            self.push(&quote(shown), field, &format!("have length less than or equal to {max}"));
+        }
+    }
+
+    pub fn blob_len(&mut self, field: &str, len: Option<usize>, max: usize) {
+        let Some(n) = len else { return };
+        if n > max {
+            self.push(
+                &format!("'java.nio.HeapByteBuffer[pos=0 lim={n} cap={n}]'"),
+                field,
+                &format!("have length less than or equal to {max}"),
+            );
+        }
+    }
+
+    pub fn finish(self) -> Result<(), StreamsError> {
+        match self.items.len() {
+            0 => Ok(()),
+            n => Err(StreamsError::Validation(format!(
+                "{n} validation error{} detected: {}",
+                if n == 1 { "" } else { "s" },
+                self.items.join("; ")
+            ))),
+        }
+    }
+}
+
+fn quote(v: &str) -> String {
+    format!("'{v}'")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_wording() {
+        let mut v = Violations::new();
+        v.stream_name("streamName", Some("a b"));
+        let err = v.finish().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "1 validation error detected: Value 'a b' at 'streamName' failed to satisfy constraint: \
+             Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"
+        );
+        let mut v = Violations::new();
+        v.int("shardCount", Some(0), 1, None);
+        v.required::<u8>("records", &None);
+        let err = v.finish().unwrap_err().to_string();
+        assert!(err.starts_with("2 validation errors detected: Value '0' at 'shardCount'"), "{err}");
+        assert!(err.ends_with("Member must not be null"), "{err}");
+    }
+
+    #[test]
+    fn decimals() {
+        let mut v = Violations::new();
+        v.decimal("explicitHashKey", Some("0"), 39);
+        v.decimal("explicitHashKey", Some("123"), 39);
+        assert!(v.finish().is_ok());
+        for bad in ["01", "", "1a", "-1", &"1".repeat(40)] {
+            let mut v = Violations::new();
+            v.decimal("explicitHashKey", Some(bad), 39);
+            assert!(v.finish().is_err(), "{bad}");
+        }
+    }
+}
