@@ -254,7 +254,6 @@ impl StreamsService {
         Ok(())
     }
 }
-}
 
 pub(crate) fn status_name(s: StreamState) -> &'static str {
     match s {
