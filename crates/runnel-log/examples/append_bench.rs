@@ -14,14 +14,24 @@ const RECORD_BYTES: usize = 100;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let secs: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(3);
-    let base = args.get(2).map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let base = args
+        .get(2)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     println!("durability shards producers | records/s  appends/s  syncs/s | append p50 ms  p99 ms");
     for durability in [Durability::Fsync, Durability::None] {
         for shards in [1u32, 4, 1000] {
             for producers in [1usize, 64] {
                 let dir = tempfile::tempdir_in(&base)?;
-                let config = LogConfig { dir: dir.path().to_path_buf(), durability, ..LogConfig::default() };
+                let config = LogConfig {
+                    dir: dir.path().to_path_buf(),
+                    durability,
+                    ..LogConfig::default()
+                };
                 let clock: Arc<dyn Clock> = Arc::new(SystemClock);
                 let log = Arc::new(Log::open(config, clock)?);
                 let started = Instant::now();
@@ -42,7 +52,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                                     })
                                     .collect();
                                 let t = Instant::now();
-                                log.append(vec![(ShardKey { stream_uid: 1, shard_index: shard }, recs)]).await?;
+                                log.append(vec![(
+                                    ShardKey {
+                                        stream_uid: 1,
+                                        shard_index: shard,
+                                    },
+                                    recs,
+                                )])
+                                .await?;
                                 lat.push(t.elapsed());
                                 i += 1;
                             }
