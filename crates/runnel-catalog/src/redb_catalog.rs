@@ -52,7 +52,9 @@ impl Catalog for RedbCatalog {
         let tx = self.db.begin_write().map_err(storage)?;
         {
             let mut table = tx.open_table(STREAMS).map_err(storage)?;
-            table.insert(record.name.as_str(), bytes.as_slice()).map_err(storage)?;
+            table
+                .insert(record.name.as_str(), bytes.as_slice())
+                .map_err(storage)?;
         }
         tx.commit().map_err(storage)
     }
@@ -114,16 +116,21 @@ impl Catalog for RedbCatalog {
             match existing {
                 Some(v) => v,
                 None => {
-                    table.insert(key.as_str(), fresh.as_slice()).map_err(storage)?;
+                    table
+                        .insert(key.as_str(), fresh.as_slice())
+                        .map_err(storage)?;
                     fresh.to_vec()
                 }
             }
         };
         tx.commit().map_err(storage)?;
-        stored.as_slice().try_into().map_err(|_| CatalogError::Corrupt {
-            key,
-            reason: "not 32 bytes".into(),
-        })
+        stored
+            .as_slice()
+            .try_into()
+            .map_err(|_| CatalogError::Corrupt {
+                key,
+                reason: "not 32 bytes".into(),
+            })
     }
 }
 
@@ -165,7 +172,12 @@ mod tests {
             assert_eq!(c.secret("iterators").unwrap(), secret);
         }
         let c = RedbCatalog::open(&path).unwrap();
-        let names: Vec<_> = c.load_streams().unwrap().into_iter().map(|s| s.name).collect();
+        let names: Vec<_> = c
+            .load_streams()
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
         assert_eq!(names, vec!["a", "b"]);
         assert_eq!(c.next_stream_uid().unwrap(), 3, "uids are never reused");
         assert_eq!(c.secret("iterators").unwrap(), secret);

@@ -19,7 +19,12 @@ impl Encoding {
         let Some(ct) = content_type else {
             return Some(Encoding::Json);
         };
-        let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match essence.as_str() {
             "application/x-amz-json-1.1" | "application/x-amz-json-1.0" | "application/json" => {
                 Some(Encoding::Json)
@@ -43,10 +48,15 @@ impl Encoding {
 pub fn decode<T: DeserializeOwned>(encoding: Encoding, body: &[u8]) -> Result<T, ProtocolError> {
     match encoding {
         Encoding::Json => {
-            let body: &[u8] = if body.iter().all(|b| b.is_ascii_whitespace()) { b"{}" } else { body };
+            let body: &[u8] = if body.iter().all(|b| b.is_ascii_whitespace()) {
+                b"{}"
+            } else {
+                body
+            };
             let mut de = serde_json::Deserializer::from_slice(body);
             let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| json_error(&e))?;
-            de.end().map_err(|e| ProtocolError::Serialization(e.to_string()))?;
+            de.end()
+                .map_err(|e| ProtocolError::Serialization(e.to_string()))?;
             Ok(value)
         }
         Encoding::Cbor => {
@@ -56,7 +66,9 @@ pub fn decode<T: DeserializeOwned>(encoding: Encoding, body: &[u8]) -> Result<T,
             let value: ciborium::Value = ciborium::from_reader(body)
                 .map_err(|e| ProtocolError::Serialization(format!("malformed CBOR: {e}")))?;
             let value = strip_tags(value);
-            value.deserialized().map_err(|e| ProtocolError::Serialization(e.to_string()))
+            value
+                .deserialized()
+                .map_err(|e| ProtocolError::Serialization(e.to_string()))
         }
     }
 }
@@ -132,7 +144,11 @@ mod tests {
 
     #[test]
     fn json_roundtrip_and_errors() {
-        let s: Shape = decode(Encoding::Json, br#"{"StreamName":"a","Data":"aGk=","Timestamp":1.5}"#).unwrap();
+        let s: Shape = decode(
+            Encoding::Json,
+            br#"{"StreamName":"a","Data":"aGk=","Timestamp":1.5}"#,
+        )
+        .unwrap();
         assert_eq!(s.data, Some(Blob(b"hi".to_vec())));
         assert_eq!(s.timestamp, Some(Timestamp { ms: 1500 }));
         let empty: Shape = decode(Encoding::Json, b"").unwrap();
@@ -160,7 +176,12 @@ mod tests {
         ciborium::into_writer(&v, &mut body).unwrap();
         let s: Shape = decode(Encoding::Cbor, &body).unwrap();
         assert_eq!(s.data, Some(Blob(vec![1, 2, 3])));
-        assert_eq!(s.timestamp, Some(Timestamp { ms: 1_700_000_000_250 }));
+        assert_eq!(
+            s.timestamp,
+            Some(Timestamp {
+                ms: 1_700_000_000_250
+            })
+        );
         let out = encode(Encoding::Cbor, &s);
         let back: Shape = decode(Encoding::Cbor, &out).unwrap();
         assert_eq!(back, s);
@@ -169,7 +190,10 @@ mod tests {
 
     #[test]
     fn content_types() {
-        assert_eq!(Encoding::from_content_type(Some("application/x-amz-json-1.1")), Some(Encoding::Json));
+        assert_eq!(
+            Encoding::from_content_type(Some("application/x-amz-json-1.1")),
+            Some(Encoding::Json)
+        );
         assert_eq!(
             Encoding::from_content_type(Some("application/x-amz-cbor-1.1; charset=utf-8")),
             Some(Encoding::Cbor)

@@ -43,7 +43,8 @@ pub fn parse_authorization(header: &str) -> Result<SigV4Header, SigV4ParseError>
         }
     }
     let credential = credential.ok_or(SigV4ParseError::MissingParameter("Credential"))?;
-    let signed_headers = signed_headers.ok_or(SigV4ParseError::MissingParameter("SignedHeaders"))?;
+    let signed_headers =
+        signed_headers.ok_or(SigV4ParseError::MissingParameter("SignedHeaders"))?;
     let signature = signature.ok_or(SigV4ParseError::MissingParameter("Signature"))?;
     let scope: Vec<&str> = credential.split('/').collect();
     let [access_key, date, region, service, terminator] = scope.as_slice() else {
@@ -79,9 +80,14 @@ mod tests {
 
     #[test]
     fn rejects_bad() {
-        assert_eq!(parse_authorization("Basic abc"), Err(SigV4ParseError::UnsupportedAlgorithm));
         assert_eq!(
-            parse_authorization("AWS4-HMAC-SHA256 Credential=a/b/c/d/e, SignedHeaders=host, Signature=x"),
+            parse_authorization("Basic abc"),
+            Err(SigV4ParseError::UnsupportedAlgorithm)
+        );
+        assert_eq!(
+            parse_authorization(
+                "AWS4-HMAC-SHA256 Credential=a/b/c/d/e, SignedHeaders=host, Signature=x"
+            ),
             Err(SigV4ParseError::BadCredentialScope)
         );
         assert_eq!(

@@ -17,7 +17,10 @@ mod tests {
 
     #[test]
     fn splits() {
-        assert_eq!(split_target("Kinesis_20131202.PutRecord"), Some(("Kinesis_20131202", "PutRecord")));
+        assert_eq!(
+            split_target("Kinesis_20131202.PutRecord"),
+            Some(("Kinesis_20131202", "PutRecord"))
+        );
         assert_eq!(split_target("Kinesis_20131202."), None);
         assert_eq!(split_target("nodot"), None);
     }

@@ -1,1 +1,17 @@
-//! runnel-server
+//! runnel's front door and wiring.
+//!
+//! - [`config`]: `runnel.toml` + `RUNNEL_*` env + flags, validated at start.
+//! - [`http`]: HTTP/1.1 and h2c on one port, bounded body reads, routing.
+//! - [`kinesis`]: `Kinesis_20131202.*` operations → [`runnel_streams`].
+//! - [`errors`]: the one exhaustive mapping of service errors to AWS error
+//!   types and HTTP statuses.
+
+pub mod body;
+pub mod config;
+pub mod errors;
+pub mod http;
+pub mod kinesis;
+pub mod server;
+
+pub use config::{Durability, ServerConfig};
+pub use server::Server;

@@ -45,7 +45,19 @@ macro_rules! stream_addressed {
     )*};
 }
 
-stream_addressed!(StreamOnlyInput, DeleteStreamInput, DescribeStreamInput, ListShardsInput, PutRecordInput, PutRecordsInput, GetShardIteratorInput, RetentionInput, AddTagsToStreamInput, RemoveTagsFromStreamInput, ListTagsForStreamInput);
+stream_addressed!(
+    StreamOnlyInput,
+    DeleteStreamInput,
+    DescribeStreamInput,
+    ListShardsInput,
+    PutRecordInput,
+    PutRecordsInput,
+    GetShardIteratorInput,
+    RetentionInput,
+    AddTagsToStreamInput,
+    RemoveTagsFromStreamInput,
+    ListTagsForStreamInput
+);
 
 /// DescribeStreamSummary and friends: just the stream.
 #[derive(Debug, Default, Deserialize)]

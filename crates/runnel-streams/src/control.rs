@@ -19,11 +19,18 @@ impl StreamsService {
         v.required("streamName", &input.stream_name);
         v.stream_name("streamName", input.stream_name.as_deref());
         v.int("shardCount", input.shard_count, 1, None);
-        let mode_str = input.stream_mode_details.as_ref().and_then(|m| m.stream_mode.as_deref());
+        let mode_str = input
+            .stream_mode_details
+            .as_ref()
+            .and_then(|m| m.stream_mode.as_deref());
         if let Some(details) = &input.stream_mode_details {
             v.required("streamModeDetails.streamMode", &details.stream_mode);
         }
-        v.one_of("streamModeDetails.streamMode", mode_str, &["PROVISIONED", "ON_DEMAND"]);
+        v.one_of(
+            "streamModeDetails.streamMode",
+            mode_str,
+            &["PROVISIONED", "ON_DEMAND"],
+        );
         v.int(
             "maxRecordSizeInKiB",
             input.max_record_size_in_ki_b,
@@ -51,7 +58,9 @@ impl StreamsService {
         };
         let shard_count = match mode {
             StreamMode::OnDemand => ON_DEMAND_INITIAL_SHARD_COUNT,
-            StreamMode::Provisioned => input.shard_count.unwrap_or(1).clamp(1, i64::from(u32::MAX)) as u32,
+            StreamMode::Provisioned => {
+                input.shard_count.unwrap_or(1).clamp(1, i64::from(u32::MAX)) as u32
+            }
         };
         if let Some(tags) = &input.tags {
             check_tags(tags, &name, &self.cfg.account_id, tags.len())?;
@@ -99,13 +108,20 @@ impl StreamsService {
             name: name.clone(),
             uid,
             created_ms: now,
-            state: if self.cfg.stream_transition_ms == 0 { StreamState::Active } else { StreamState::Creating },
+            state: if self.cfg.stream_transition_ms == 0 {
+                StreamState::Active
+            } else {
+                StreamState::Creating
+            },
             state_since_ms: now,
             mode,
             retention_hours: RETENTION_HOURS_DEFAULT,
             shards,
             tags: input.tags.unwrap_or_default(),
-            max_record_size_kib: input.max_record_size_in_ki_b.map(|k| k as u32).unwrap_or(1024),
+            max_record_size_kib: input
+                .max_record_size_in_ki_b
+                .map(|k| k as u32)
+                .unwrap_or(1024),
             shard_level_metrics: Vec::new(),
         };
         self.commit(rec)?;
@@ -132,7 +148,9 @@ impl StreamsService {
         let entry = self.lookup(&entry.rec.name)?;
         match self.state_of(&entry.rec) {
             StreamState::Active | StreamState::Updating => {}
-            StreamState::Creating | StreamState::Deleting => return Err(self.not_active(&entry.rec)),
+            StreamState::Creating | StreamState::Deleting => {
+                return Err(self.not_active(&entry.rec))
+            }
         }
         // Consumers (enhanced fan-out) do not exist yet, so
         // EnforceConsumerDeletion has nothing to enforce.
@@ -201,7 +219,10 @@ impl StreamsService {
         })
     }
 
-    pub fn describe_stream_summary(&self, input: StreamOnlyInput) -> Result<DescribeStreamSummaryOutput> {
+    pub fn describe_stream_summary(
+        &self,
+        input: StreamOnlyInput,
+    ) -> Result<DescribeStreamSummaryOutput> {
         let entry = self.resolve(&input, Violations::new())?;
         let rec = &entry.rec;
         Ok(DescribeStreamSummaryOutput {
@@ -209,10 +230,14 @@ impl StreamsService {
                 stream_name: rec.name.clone(),
                 stream_arn: self.arn(&rec.name),
                 stream_status: status_name(self.state_of(rec)),
-                stream_mode_details: StreamModeDetailsOut { stream_mode: mode_name(rec.mode) },
+                stream_mode_details: StreamModeDetailsOut {
+                    stream_mode: mode_name(rec.mode),
+                },
                 retention_period_hours: rec.retention_hours,
                 stream_creation_timestamp: Timestamp::from_ms(rec.created_ms),
-                enhanced_monitoring: vec![EnhancedMetrics { shard_level_metrics: rec.shard_level_metrics.clone() }],
+                enhanced_monitoring: vec![EnhancedMetrics {
+                    shard_level_metrics: rec.shard_level_metrics.clone(),
+                }],
                 encryption_type: "NONE",
                 open_shard_count: entry.routes.len() as u32,
                 consumer_count: 0,

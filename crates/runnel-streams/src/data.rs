@@ -6,8 +6,9 @@ use bytes::Bytes;
 use runnel_log::{RecordIn, ShardKey};
 use runnel_types::hash::partition_hash;
 use runnel_types::limits::{
-    GET_RECORDS_COUNT_MAX, GET_RECORDS_RESPONSE_BYTES_MAX, ITERATOR_TTL_MS, PARTITION_KEY_CHARS_MAX,
-    PUT_RECORDS_COUNT_MAX, PUT_RECORDS_REQUEST_BYTES_MAX, RECORD_BYTES_MAX_CEILING,
+    GET_RECORDS_COUNT_MAX, GET_RECORDS_RESPONSE_BYTES_MAX, ITERATOR_TTL_MS,
+    PARTITION_KEY_CHARS_MAX, PUT_RECORDS_COUNT_MAX, PUT_RECORDS_REQUEST_BYTES_MAX,
+    RECORD_BYTES_MAX_CEILING,
 };
 use runnel_types::{Blob, SequenceNumber, ShardId, Timestamp};
 
@@ -18,8 +19,13 @@ use crate::timefmt::iso8601;
 use crate::token::IteratorPos;
 use crate::validate::Violations;
 
-const ITERATOR_TYPES: [&str; 5] =
-    ["AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER", "TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"];
+const ITERATOR_TYPES: [&str; 5] = [
+    "AT_SEQUENCE_NUMBER",
+    "AFTER_SEQUENCE_NUMBER",
+    "TRIM_HORIZON",
+    "LATEST",
+    "AT_TIMESTAMP",
+];
 
 /// Routes a record: ExplicitHashKey if given, else MD5 of the partition key.
 fn hash_key_of(partition_key: &str, explicit: Option<&str>) -> Result<u128> {
@@ -42,10 +48,23 @@ impl StreamsService {
         let mut v = Violations::new();
         v.required("data", &input.data);
         v.required("partitionKey", &input.partition_key);
-        v.blob_len("data", input.data.as_ref().map(|d| d.0.len()), RECORD_BYTES_MAX_CEILING);
-        v.string("partitionKey", input.partition_key.as_deref(), 1, PARTITION_KEY_CHARS_MAX);
+        v.blob_len(
+            "data",
+            input.data.as_ref().map(|d| d.0.len()),
+            RECORD_BYTES_MAX_CEILING,
+        );
+        v.string(
+            "partitionKey",
+            input.partition_key.as_deref(),
+            1,
+            PARTITION_KEY_CHARS_MAX,
+        );
         v.decimal("explicitHashKey", input.explicit_hash_key.as_deref(), 39);
-        v.decimal("sequenceNumberForOrdering", input.sequence_number_for_ordering.as_deref(), 129);
+        v.decimal(
+            "sequenceNumberForOrdering",
+            input.sequence_number_for_ordering.as_deref(),
+            129,
+        );
         let entry = self.resolve(&input, v)?;
         let data = input.data.unwrap_or_default();
         let max = Self::record_bytes_max(&entry);
@@ -60,12 +79,21 @@ impl StreamsService {
         let key = entry.shard_key(index);
         let acks = self
             .log
-            .append(vec![(key, vec![RecordIn { partition_key: pk, data: Bytes::from(data.0) }])])
+            .append(vec![(
+                key,
+                vec![RecordIn {
+                    partition_key: pk,
+                    data: Bytes::from(data.0),
+                }],
+            )])
             .await?;
-        let ack = acks.first().ok_or_else(|| StreamsError::Internal("Internal service failure.".into()))?;
+        let ack = acks
+            .first()
+            .ok_or_else(|| StreamsError::Internal("Internal service failure.".into()))?;
         Ok(PutRecordOutput {
             shard_id: ShardId(index).to_string(),
-            sequence_number: SequenceNumber::new(entry.epoch, index, ack.first_position).to_string(),
+            sequence_number: SequenceNumber::new(entry.epoch, index, ack.first_position)
+                .to_string(),
             encryption_type: "NONE",
         })
     }
@@ -86,7 +114,10 @@ impl StreamsService {
             for (i, r) in records.iter().enumerate().take(PUT_RECORDS_COUNT_MAX + 1) {
                 let n = i + 1;
                 v.required(&format!("records.{n}.member.data"), &r.data);
-                v.required(&format!("records.{n}.member.partitionKey"), &r.partition_key);
+                v.required(
+                    &format!("records.{n}.member.partitionKey"),
+                    &r.partition_key,
+                );
                 v.blob_len(
                     &format!("records.{n}.member.data"),
                     r.data.as_ref().map(|d| d.0.len()),
@@ -98,7 +129,11 @@ impl StreamsService {
                     1,
                     PARTITION_KEY_CHARS_MAX,
                 );
-                v.decimal(&format!("records.{n}.member.explicitHashKey"), r.explicit_hash_key.as_deref(), 39);
+                v.decimal(
+                    &format!("records.{n}.member.explicitHashKey"),
+                    r.explicit_hash_key.as_deref(),
+                    39,
+                );
             }
         }
         let entry = self.resolve(&input, v)?;
@@ -115,7 +150,9 @@ impl StreamsService {
         }
         v.finish()?;
         if total > PUT_RECORDS_REQUEST_BYTES_MAX {
-            return Err(StreamsError::InvalidArgument("Records size exceeds 5 MB limit".into()));
+            return Err(StreamsError::InvalidArgument(
+                "Records size exceeds 5 MB limit".into(),
+            ));
         }
         self.writable(&entry)?;
 
@@ -135,7 +172,10 @@ impl StreamsService {
                 }
             };
             placement.push((slot, groups[slot].1.len()));
-            groups[slot].1.push(RecordIn { partition_key: pk, data: Bytes::from(r.data.unwrap_or_default().0) });
+            groups[slot].1.push(RecordIn {
+                partition_key: pk,
+                data: Bytes::from(r.data.unwrap_or_default().0),
+            });
         }
         let shard_of_slot: Vec<u32> = groups.iter().map(|(k, _)| k.shard_index).collect();
         let acks = self.log.append(groups).await?;
@@ -145,32 +185,52 @@ impl StreamsService {
                 let index = shard_of_slot[slot];
                 let position = acks[slot].first_position + offset as u64;
                 PutRecordsResultEntry {
-                    sequence_number: Some(SequenceNumber::new(entry.epoch, index, position).to_string()),
+                    sequence_number: Some(
+                        SequenceNumber::new(entry.epoch, index, position).to_string(),
+                    ),
                     shard_id: Some(ShardId(index).to_string()),
                     error_code: None,
                     error_message: None,
                 }
             })
             .collect();
-        Ok(PutRecordsOutput { failed_record_count: 0, records: results, encryption_type: "NONE" })
+        Ok(PutRecordsOutput {
+            failed_record_count: 0,
+            records: results,
+            encryption_type: "NONE",
+        })
     }
 
-    pub fn get_shard_iterator(&self, input: GetShardIteratorInput) -> Result<GetShardIteratorOutput> {
+    pub fn get_shard_iterator(
+        &self,
+        input: GetShardIteratorInput,
+    ) -> Result<GetShardIteratorOutput> {
         let mut v = Violations::new();
         v.required("shardId", &input.shard_id);
         v.required("shardIteratorType", &input.shard_iterator_type);
         v.shard_id("shardId", input.shard_id.as_deref());
-        v.one_of("shardIteratorType", input.shard_iterator_type.as_deref(), &ITERATOR_TYPES);
-        v.decimal("startingSequenceNumber", input.starting_sequence_number.as_deref(), 129);
+        v.one_of(
+            "shardIteratorType",
+            input.shard_iterator_type.as_deref(),
+            &ITERATOR_TYPES,
+        );
+        v.decimal(
+            "startingSequenceNumber",
+            input.starting_sequence_number.as_deref(),
+            129,
+        );
         let entry = self.resolve(&input, v)?;
         let shard_id = input.shard_id.as_deref().unwrap_or_default();
         let index = self.shard_id_of(&entry, shard_id)?;
-        self.writable(&entry).map_err(|_| self.shard_not_found(&entry.rec.name, shard_id))?;
+        self.writable(&entry)
+            .map_err(|_| self.shard_not_found(&entry.rec.name, shard_id))?;
         let key = entry.shard_key(index);
         let now = self.now_ms();
         let kind = input.shard_iterator_type.as_deref().unwrap_or_default();
         let position = match kind {
-            "TRIM_HORIZON" => self.log.position_at_timestamp(key, now.saturating_sub(entry.retention_ms()))?,
+            "TRIM_HORIZON" => self
+                .log
+                .position_at_timestamp(key, now.saturating_sub(entry.retention_ms()))?,
             "LATEST" => self.log.end_position(key),
             "AT_TIMESTAMP" => {
                 let ts = input.timestamp.ok_or_else(|| {
@@ -179,7 +239,8 @@ impl StreamsService {
                     )
                 })?;
                 let horizon = now.saturating_sub(entry.retention_ms());
-                self.log.position_at_timestamp(key, (ts.ms.max(0) as u64).max(horizon))?
+                self.log
+                    .position_at_timestamp(key, (ts.ms.max(0) as u64).max(horizon))?
             }
             _ => {
                 let seq = input.starting_sequence_number.as_deref().ok_or_else(|| {
@@ -195,12 +256,24 @@ impl StreamsService {
                 }
             }
         };
-        let iterator = IteratorPos { stream_uid: entry.rec.uid, shard_index: index, position };
-        Ok(GetShardIteratorOutput { shard_iterator: iterator.encode(&self.sealer, now) })
+        let iterator = IteratorPos {
+            stream_uid: entry.rec.uid,
+            shard_index: index,
+            position,
+        };
+        Ok(GetShardIteratorOutput {
+            shard_iterator: iterator.encode(&self.sealer, now),
+        })
     }
 
     /// The log position a client's sequence number names in this shard.
-    fn position_of(&self, entry: &StreamEntry, index: u32, shard_id: &str, seq: &str) -> Result<u64> {
+    fn position_of(
+        &self,
+        entry: &StreamEntry,
+        index: u32,
+        shard_id: &str,
+        seq: &str,
+    ) -> Result<u64> {
         let invalid = || {
             StreamsError::InvalidArgument(format!(
                 "StartingSequenceNumber {seq} used in GetShardIterator on shard {shard_id} in stream {} under account {} is invalid.",
@@ -250,15 +323,30 @@ impl StreamsService {
                 self.cfg.account_id
             ))
         })?;
-        if let Some(arn) = input.stream_arn.as_deref().and_then(runnel_types::StreamArn::parse) {
+        if let Some(arn) = input
+            .stream_arn
+            .as_deref()
+            .and_then(runnel_types::StreamArn::parse)
+        {
             if arn.stream_name != entry.rec.name {
-                return Err(StreamsError::InvalidArgument("Invalid ShardIterator.".into()));
+                return Err(StreamsError::InvalidArgument(
+                    "Invalid ShardIterator.".into(),
+                ));
             }
         }
         let key = entry.shard_key(pos.shard_index);
-        let limit = input.limit.map(|l| l as usize).unwrap_or(GET_RECORDS_COUNT_MAX);
+        let limit = input
+            .limit
+            .map(|l| l as usize)
+            .unwrap_or(GET_RECORDS_COUNT_MAX);
         let horizon = now.saturating_sub(entry.retention_ms());
-        let out = self.log.read(key, pos.position, limit, GET_RECORDS_RESPONSE_BYTES_MAX, horizon)?;
+        let out = self.log.read(
+            key,
+            pos.position,
+            limit,
+            GET_RECORDS_RESPONSE_BYTES_MAX,
+            horizon,
+        )?;
         let end = self.log.end_position(key);
         let millis_behind_latest = if out.next_position >= end {
             0
@@ -270,13 +358,17 @@ impl StreamsService {
             .records
             .into_iter()
             .map(|r| RecordOut {
-                sequence_number: SequenceNumber::new(entry.epoch, pos.shard_index, r.position).to_string(),
+                sequence_number: SequenceNumber::new(entry.epoch, pos.shard_index, r.position)
+                    .to_string(),
                 approximate_arrival_timestamp: Timestamp::from_ms(r.timestamp_ms),
                 data: Blob(r.data.to_vec()),
                 partition_key: r.partition_key,
             })
             .collect();
-        let next = IteratorPos { position: out.next_position, ..pos };
+        let next = IteratorPos {
+            position: out.next_position,
+            ..pos
+        };
         Ok(GetRecordsOutput {
             records,
             next_shard_iterator: Some(next.encode(&self.sealer, now)),

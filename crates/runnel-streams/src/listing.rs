@@ -2,8 +2,9 @@
 
 use runnel_catalog::ShardRecord;
 use runnel_types::limits::{
-    DESCRIBE_STREAM_LIMIT_DEFAULT, DESCRIBE_STREAM_LIMIT_MAX, ITERATOR_TTL_MS, LIST_SHARDS_RESULTS_DEFAULT,
-    LIST_SHARDS_RESULTS_MAX, LIST_STREAMS_LIMIT_DEFAULT, LIST_STREAMS_LIMIT_MAX,
+    DESCRIBE_STREAM_LIMIT_DEFAULT, DESCRIBE_STREAM_LIMIT_MAX, ITERATOR_TTL_MS,
+    LIST_SHARDS_RESULTS_DEFAULT, LIST_SHARDS_RESULTS_MAX, LIST_STREAMS_LIMIT_DEFAULT,
+    LIST_STREAMS_LIMIT_MAX,
 };
 use runnel_types::{SequenceNumber, ShardId, Timestamp};
 
@@ -36,11 +37,22 @@ impl StreamsService {
 
     pub fn describe_stream(&self, input: DescribeStreamInput) -> Result<DescribeStreamOutput> {
         let mut v = Violations::new();
-        v.int("limit", input.limit, 1, Some(i64::from(DESCRIBE_STREAM_LIMIT_MAX)));
-        v.shard_id("exclusiveStartShardId", input.exclusive_start_shard_id.as_deref());
+        v.int(
+            "limit",
+            input.limit,
+            1,
+            Some(i64::from(DESCRIBE_STREAM_LIMIT_MAX)),
+        );
+        v.shard_id(
+            "exclusiveStartShardId",
+            input.exclusive_start_shard_id.as_deref(),
+        );
         let entry = self.resolve(&input, v)?;
         let rec = &entry.rec;
-        let limit = input.limit.map(|l| l as usize).unwrap_or(DESCRIBE_STREAM_LIMIT_DEFAULT as usize);
+        let limit = input
+            .limit
+            .map(|l| l as usize)
+            .unwrap_or(DESCRIBE_STREAM_LIMIT_DEFAULT as usize);
         let after = input.exclusive_start_shard_id.as_deref();
         let mut shards: Vec<&ShardRecord> = rec
             .shards
@@ -54,12 +66,19 @@ impl StreamsService {
                 stream_name: rec.name.clone(),
                 stream_arn: self.arn(&rec.name),
                 stream_status: status_name(self.state_of(rec)),
-                stream_mode_details: StreamModeDetailsOut { stream_mode: mode_name(rec.mode) },
-                shards: shards.into_iter().map(|s| self.shard_out(&entry, s)).collect(),
+                stream_mode_details: StreamModeDetailsOut {
+                    stream_mode: mode_name(rec.mode),
+                },
+                shards: shards
+                    .into_iter()
+                    .map(|s| self.shard_out(&entry, s))
+                    .collect(),
                 has_more_shards: has_more,
                 retention_period_hours: rec.retention_hours,
                 stream_creation_timestamp: Timestamp::from_ms(rec.created_ms),
-                enhanced_monitoring: vec![EnhancedMetrics { shard_level_metrics: rec.shard_level_metrics.clone() }],
+                enhanced_monitoring: vec![EnhancedMetrics {
+                    shard_level_metrics: rec.shard_level_metrics.clone(),
+                }],
                 encryption_type: "NONE",
             },
         })
@@ -67,11 +86,22 @@ impl StreamsService {
 
     pub fn list_streams(&self, input: ListStreamsInput) -> Result<ListStreamsOutput> {
         let mut v = Violations::new();
-        v.int("limit", input.limit, 1, Some(i64::from(LIST_STREAMS_LIMIT_MAX)));
-        v.stream_name("exclusiveStartStreamName", input.exclusive_start_stream_name.as_deref());
+        v.int(
+            "limit",
+            input.limit,
+            1,
+            Some(i64::from(LIST_STREAMS_LIMIT_MAX)),
+        );
+        v.stream_name(
+            "exclusiveStartStreamName",
+            input.exclusive_start_stream_name.as_deref(),
+        );
         v.string("nextToken", input.next_token.as_deref(), 1, 1_048_576);
         v.finish()?;
-        let limit = input.limit.map(|l| l as usize).unwrap_or(LIST_STREAMS_LIMIT_DEFAULT as usize);
+        let limit = input
+            .limit
+            .map(|l| l as usize)
+            .unwrap_or(LIST_STREAMS_LIMIT_DEFAULT as usize);
         let after = match &input.next_token {
             Some(token) => Some(self.open_token(TokenKind::ListStreams, token)?),
             None => input.exclusive_start_stream_name.clone(),
@@ -80,7 +110,9 @@ impl StreamsService {
         let mut page: Vec<std::sync::Arc<StreamEntry>> = maps
             .by_name
             .range::<String, _>((
-                after.as_ref().map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
+                after
+                    .as_ref()
+                    .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
                 std::ops::Bound::Unbounded,
             ))
             .map(|(_, e)| e)
@@ -92,9 +124,11 @@ impl StreamsService {
         let has_more = page.len() > limit;
         page.truncate(limit);
         let next_token = match (has_more, page.last()) {
-            (true, Some(last)) => {
-                Some(self.sealer.seal(TokenKind::ListStreams, self.now_ms(), last.rec.name.as_bytes()))
-            }
+            (true, Some(last)) => Some(self.sealer.seal(
+                TokenKind::ListStreams,
+                self.now_ms(),
+                last.rec.name.as_bytes(),
+            )),
             _ => None,
         };
         Ok(ListStreamsOutput {
@@ -107,7 +141,9 @@ impl StreamsService {
                     stream_name: e.rec.name.clone(),
                     stream_arn: self.arn(&e.rec.name),
                     stream_status: status_name(self.state_of(&e.rec)),
-                    stream_mode_details: StreamModeDetailsOut { stream_mode: mode_name(e.rec.mode) },
+                    stream_mode_details: StreamModeDetailsOut {
+                        stream_mode: mode_name(e.rec.mode),
+                    },
                     stream_creation_timestamp: Timestamp::from_ms(e.rec.created_ms),
                 })
                 .collect(),
@@ -121,7 +157,9 @@ impl StreamsService {
             .open(kind, token)
             .ok_or_else(|| StreamsError::InvalidArgument(format!("Invalid NextToken: {token}")))?;
         if self.now_ms().saturating_sub(opened.issued_ms) > NEXT_TOKEN_TTL_MS {
-            return Err(StreamsError::ExpiredNextToken(format!("The timestamp in the NextToken has expired: {token}")));
+            return Err(StreamsError::ExpiredNextToken(format!(
+                "The timestamp in the NextToken has expired: {token}"
+            )));
         }
         String::from_utf8(opened.payload)
             .map_err(|_| StreamsError::InvalidArgument(format!("Invalid NextToken: {token}")))
@@ -129,10 +167,21 @@ impl StreamsService {
 
     pub fn list_shards(&self, input: ListShardsInput) -> Result<ListShardsOutput> {
         let mut v = Violations::new();
-        v.int("maxResults", input.max_results, 1, Some(i64::from(LIST_SHARDS_RESULTS_MAX)));
-        v.shard_id("exclusiveStartShardId", input.exclusive_start_shard_id.as_deref());
+        v.int(
+            "maxResults",
+            input.max_results,
+            1,
+            Some(i64::from(LIST_SHARDS_RESULTS_MAX)),
+        );
+        v.shard_id(
+            "exclusiveStartShardId",
+            input.exclusive_start_shard_id.as_deref(),
+        );
         v.string("nextToken", input.next_token.as_deref(), 1, 1_048_576);
-        let filter_type = input.shard_filter.as_ref().and_then(|f| f.filter_type.as_deref());
+        let filter_type = input
+            .shard_filter
+            .as_ref()
+            .and_then(|f| f.filter_type.as_deref());
         if let Some(f) = &input.shard_filter {
             v.required("shardFilter.type", &f.filter_type);
             v.shard_id("shardFilter.shardId", f.shard_id.as_deref());
@@ -140,9 +189,19 @@ impl StreamsService {
         v.one_of(
             "shardFilter.type",
             filter_type,
-            &["AFTER_SHARD_ID", "AT_TRIM_HORIZON", "FROM_TRIM_HORIZON", "AT_LATEST", "AT_TIMESTAMP", "FROM_TIMESTAMP"],
+            &[
+                "AFTER_SHARD_ID",
+                "AT_TRIM_HORIZON",
+                "FROM_TRIM_HORIZON",
+                "AT_LATEST",
+                "AT_TIMESTAMP",
+                "FROM_TIMESTAMP",
+            ],
         );
-        let limit = input.max_results.map(|l| l as usize).unwrap_or(LIST_SHARDS_RESULTS_DEFAULT as usize);
+        let limit = input
+            .max_results
+            .map(|l| l as usize)
+            .unwrap_or(LIST_SHARDS_RESULTS_DEFAULT as usize);
 
         // Either a fresh listing of a stream, or a continuation token alone.
         let (entry, after) = if let Some(token) = &input.next_token {
@@ -156,9 +215,13 @@ impl StreamsService {
             let (uid, last) = payload
                 .split_once(' ')
                 .and_then(|(u, l)| Some((u.parse::<u64>().ok()?, l.to_string())))
-                .ok_or_else(|| StreamsError::InvalidArgument(format!("Invalid NextToken: {token}")))?;
+                .ok_or_else(|| {
+                    StreamsError::InvalidArgument(format!("Invalid NextToken: {token}"))
+                })?;
             let entry = self.lookup_uid(uid).ok_or_else(|| {
-                StreamsError::ResourceNotFound("The stream of this NextToken no longer exists.".into())
+                StreamsError::ResourceNotFound(
+                    "The stream of this NextToken no longer exists.".into(),
+                )
             })?;
             (entry, Some(last))
         } else {
@@ -168,18 +231,24 @@ impl StreamsService {
 
         let filter = input.shard_filter.as_ref();
         let after_filter = match filter_type {
-            Some("AFTER_SHARD_ID") => Some(filter.and_then(|f| f.shard_id.clone()).ok_or_else(|| {
-                StreamsError::InvalidArgument("ShardId must be specified for ShardFilter type AFTER_SHARD_ID.".into())
-            })?),
+            Some("AFTER_SHARD_ID") => {
+                Some(filter.and_then(|f| f.shard_id.clone()).ok_or_else(|| {
+                    StreamsError::InvalidArgument(
+                        "ShardId must be specified for ShardFilter type AFTER_SHARD_ID.".into(),
+                    )
+                })?)
+            }
             _ => None,
         };
         let timestamp = match filter_type {
-            Some("AT_TIMESTAMP" | "FROM_TIMESTAMP") => Some(filter.and_then(|f| f.timestamp).ok_or_else(|| {
-                StreamsError::InvalidArgument(format!(
-                    "Timestamp must be specified for ShardFilter type {}.",
-                    filter_type.unwrap_or_default()
-                ))
-            })?),
+            Some("AT_TIMESTAMP" | "FROM_TIMESTAMP") => {
+                Some(filter.and_then(|f| f.timestamp).ok_or_else(|| {
+                    StreamsError::InvalidArgument(format!(
+                        "Timestamp must be specified for ShardFilter type {}.",
+                        filter_type.unwrap_or_default()
+                    ))
+                })?)
+            }
             _ => None,
         };
         let now = self.now_ms();
@@ -220,6 +289,12 @@ impl StreamsService {
             )),
             _ => None,
         };
-        Ok(ListShardsOutput { shards: page.into_iter().map(|s| self.shard_out(&entry, s)).collect(), next_token })
+        Ok(ListShardsOutput {
+            shards: page
+                .into_iter()
+                .map(|s| self.shard_out(&entry, s))
+                .collect(),
+            next_token,
+        })
     }
 }

@@ -48,10 +48,20 @@ impl StreamEntry {
             .shards
             .iter()
             .filter(|s| s.closed_at_position.is_none())
-            .filter_map(|s| Some((s.hash_start.parse().ok()?, s.hash_end.parse().ok()?, s.index)))
+            .filter_map(|s| {
+                Some((
+                    s.hash_start.parse().ok()?,
+                    s.hash_end.parse().ok()?,
+                    s.index,
+                ))
+            })
             .collect();
         routes.sort_unstable();
-        StreamEntry { epoch: SequenceNumber::epoch_of(rec.uid), rec, routes }
+        StreamEntry {
+            epoch: SequenceNumber::epoch_of(rec.uid),
+            rec,
+            routes,
+        }
     }
 
     /// The open shard whose hash-key range holds `key`.
@@ -62,7 +72,10 @@ impl StreamEntry {
     }
 
     pub fn shard_key(&self, index: u32) -> ShardKey {
-        ShardKey { stream_uid: self.rec.uid, shard_index: index }
+        ShardKey {
+            stream_uid: self.rec.uid,
+            shard_index: index,
+        }
     }
 
     pub fn retention_ms(&self) -> u64 {
@@ -101,7 +114,15 @@ impl StreamsService {
             maps.by_uid.insert(entry.rec.uid, entry.clone());
             maps.by_name.insert(entry.rec.name.clone(), entry);
         }
-        Ok(StreamsService { cfg, clock, catalog, log, sealer, maps: RwLock::new(maps), control: Mutex::new(()) })
+        Ok(StreamsService {
+            cfg,
+            clock,
+            catalog,
+            log,
+            sealer,
+            maps: RwLock::new(maps),
+            control: Mutex::new(()),
+        })
     }
 
     pub fn config(&self) -> &StreamsConfig {
@@ -118,7 +139,10 @@ impl StreamsService {
 
     /// The state a stream is in now: timed transitions complete on their own.
     pub(crate) fn state_of(&self, rec: &StreamRecord) -> StreamState {
-        let done = self.now_ms() >= rec.state_since_ms.saturating_add(self.cfg.stream_transition_ms);
+        let done = self.now_ms()
+            >= rec
+                .state_since_ms
+                .saturating_add(self.cfg.stream_transition_ms);
         match rec.state {
             StreamState::Creating | StreamState::Updating if done => StreamState::Active,
             s => s,
@@ -128,7 +152,10 @@ impl StreamsService {
     /// A DELETING stream whose transition has passed no longer exists.
     pub(crate) fn is_gone(&self, rec: &StreamRecord) -> bool {
         rec.state == StreamState::Deleting
-            && self.now_ms() >= rec.state_since_ms.saturating_add(self.cfg.stream_transition_ms)
+            && self.now_ms()
+                >= rec
+                    .state_since_ms
+                    .saturating_add(self.cfg.stream_transition_ms)
     }
 
     pub(crate) fn not_found(&self, name: &str) -> StreamsError {
@@ -155,10 +182,17 @@ impl StreamsService {
     }
 
     /// Validates `StreamName`/`StreamARN` and returns the name they address.
-    pub(crate) fn stream_name_of(&self, input: &dyn StreamAddressed, v: &mut Violations) -> Option<String> {
+    pub(crate) fn stream_name_of(
+        &self,
+        input: &dyn StreamAddressed,
+        v: &mut Violations,
+    ) -> Option<String> {
         v.stream_name("streamName", input.stream_name());
         v.stream_arn("streamARN", input.stream_arn());
-        match (input.stream_name(), input.stream_arn().and_then(StreamArn::parse)) {
+        match (
+            input.stream_name(),
+            input.stream_arn().and_then(StreamArn::parse),
+        ) {
             (Some(name), _) => Some(name.to_string()),
             (None, Some(arn)) => Some(arn.stream_name),
             (None, None) => None,
@@ -167,13 +201,20 @@ impl StreamsService {
 
     /// Resolves the stream an input addresses, after running the caller's
     /// model checks. Errors as AWS: model violations first, then existence.
-    pub(crate) fn resolve(&self, input: &dyn StreamAddressed, mut v: Violations) -> Result<Arc<StreamEntry>> {
+    pub(crate) fn resolve(
+        &self,
+        input: &dyn StreamAddressed,
+        mut v: Violations,
+    ) -> Result<Arc<StreamEntry>> {
         let name = self.stream_name_of(input, &mut v);
         v.finish()?;
         let name = name.ok_or_else(|| {
             StreamsError::Validation("Either StreamName or StreamARN should be provided.".into())
         })?;
-        if let (Some(n), Some(arn)) = (input.stream_name(), input.stream_arn().and_then(StreamArn::parse)) {
+        if let (Some(n), Some(arn)) = (
+            input.stream_name(),
+            input.stream_arn().and_then(StreamArn::parse),
+        ) {
             if n != arn.stream_name {
                 return Err(StreamsError::InvalidArgument(format!(
                     "StreamARN {} and StreamName {n} do not refer to the same stream.",
@@ -232,16 +273,27 @@ impl StreamsService {
     pub fn housekeeping(&self) -> Result<runnel_log::RetentionReport> {
         self.finish_deletions()?;
         let maps = self.maps.read();
-        let retention: HashMap<u64, u64> =
-            maps.by_uid.values().map(|e| (e.rec.uid, e.retention_ms())).collect();
+        let retention: HashMap<u64, u64> = maps
+            .by_uid
+            .values()
+            .map(|e| (e.rec.uid, e.retention_ms()))
+            .collect();
         drop(maps);
-        Ok(self.log.enforce_retention(&|uid| retention.get(&uid).copied())?)
+        Ok(self
+            .log
+            .enforce_retention(&|uid| retention.get(&uid).copied())?)
     }
 
-    fn finish_deletions(&self) -> Result<()> {
+    pub fn finish_deletions(&self) -> Result<()> {
         let _guard = self.control.lock();
-        let gone: Vec<Arc<StreamEntry>> =
-            self.maps.read().by_name.values().filter(|e| self.is_gone(&e.rec)).cloned().collect();
+        let gone: Vec<Arc<StreamEntry>> = self
+            .maps
+            .read()
+            .by_name
+            .values()
+            .filter(|e| self.is_gone(&e.rec))
+            .cloned()
+            .collect();
         for entry in gone {
             self.catalog.delete_stream(&entry.rec.name)?;
             let mut maps = self.maps.write();

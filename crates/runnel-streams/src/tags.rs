@@ -24,7 +24,10 @@ pub(crate) fn check_tags(
     resulting_count: usize,
 ) -> Result<()> {
     for (k, val) in tags {
-        if k.is_empty() || k.chars().count() > TAG_KEY_CHARS_MAX || val.chars().count() > TAG_VALUE_CHARS_MAX {
+        if k.is_empty()
+            || k.chars().count() > TAG_KEY_CHARS_MAX
+            || val.chars().count() > TAG_VALUE_CHARS_MAX
+        {
             return Err(StreamsError::InvalidArgument(format!(
                 "Tag keys must be 1 to {TAG_KEY_CHARS_MAX} characters and values at most {TAG_VALUE_CHARS_MAX} characters; got key '{k}'."
             )));
@@ -52,11 +55,21 @@ impl StreamsService {
     fn add_tags(&self, entry: &StreamEntry, tags: BTreeMap<String, String>) -> Result<()> {
         let _guard = self.control.lock();
         let entry = self.lookup(&entry.rec.name)?;
-        if self.is_gone(&entry.rec) || self.state_of(&entry.rec) == runnel_catalog::StreamState::Deleting {
+        if self.is_gone(&entry.rec)
+            || self.state_of(&entry.rec) == runnel_catalog::StreamState::Deleting
+        {
             return Err(self.not_active(&entry.rec));
         }
-        let new_keys = tags.keys().filter(|k| !entry.rec.tags.contains_key(*k)).count();
-        check_tags(&tags, &entry.rec.name, &self.cfg.account_id, entry.rec.tags.len() + new_keys)?;
+        let new_keys = tags
+            .keys()
+            .filter(|k| !entry.rec.tags.contains_key(*k))
+            .count();
+        check_tags(
+            &tags,
+            &entry.rec.name,
+            &self.cfg.account_id,
+            entry.rec.tags.len() + new_keys,
+        )?;
         let mut rec = entry.rec.clone();
         rec.tags.extend(tags);
         self.commit(rec)?;
@@ -77,7 +90,13 @@ impl StreamsService {
     pub fn add_tags_to_stream(&self, input: AddTagsToStreamInput) -> Result<Empty> {
         let mut v = Violations::new();
         v.required("tags", &input.tags);
-        v.list_len("tags", input.tags.as_ref().map(BTreeMap::len), 1, 200, "{…}");
+        v.list_len(
+            "tags",
+            input.tags.as_ref().map(BTreeMap::len),
+            1,
+            200,
+            "{…}",
+        );
         let entry = self.resolve(&input, v)?;
         self.add_tags(&entry, input.tags.unwrap_or_default())?;
         Ok(Empty {})
@@ -86,18 +105,35 @@ impl StreamsService {
     pub fn remove_tags_from_stream(&self, input: RemoveTagsFromStreamInput) -> Result<Empty> {
         let mut v = Violations::new();
         v.required("tagKeys", &input.tag_keys);
-        v.list_len("tagKeys", input.tag_keys.as_ref().map(Vec::len), 1, 50, "[…]");
+        v.list_len(
+            "tagKeys",
+            input.tag_keys.as_ref().map(Vec::len),
+            1,
+            50,
+            "[…]",
+        );
         let entry = self.resolve(&input, v)?;
         self.remove_tags(&entry, &input.tag_keys.unwrap_or_default())?;
         Ok(Empty {})
     }
 
-    pub fn list_tags_for_stream(&self, input: ListTagsForStreamInput) -> Result<ListTagsForStreamOutput> {
+    pub fn list_tags_for_stream(
+        &self,
+        input: ListTagsForStreamInput,
+    ) -> Result<ListTagsForStreamOutput> {
         let mut v = Violations::new();
         v.int("limit", input.limit, 1, Some(50));
-        v.string("exclusiveStartTagKey", input.exclusive_start_tag_key.as_deref(), 1, TAG_KEY_CHARS_MAX);
+        v.string(
+            "exclusiveStartTagKey",
+            input.exclusive_start_tag_key.as_deref(),
+            1,
+            TAG_KEY_CHARS_MAX,
+        );
         let entry = self.resolve(&input, v)?;
-        let limit = input.limit.map(|l| l as usize).unwrap_or(TAGS_PER_STREAM_MAX);
+        let limit = input
+            .limit
+            .map(|l| l as usize)
+            .unwrap_or(TAGS_PER_STREAM_MAX);
         let after = input.exclusive_start_tag_key.as_deref();
         let mut tags: Vec<TagOut> = entry
             .rec
@@ -105,15 +141,25 @@ impl StreamsService {
             .iter()
             .filter(|(k, _)| after.is_none_or(|a| k.as_str() > a))
             .take(limit + 1)
-            .map(|(k, v)| TagOut { key: k.clone(), value: v.clone() })
+            .map(|(k, v)| TagOut {
+                key: k.clone(),
+                value: v.clone(),
+            })
             .collect();
         let has_more = tags.len() > limit;
         tags.truncate(limit);
-        Ok(ListTagsForStreamOutput { tags, has_more_tags: has_more })
+        Ok(ListTagsForStreamOutput {
+            tags,
+            has_more_tags: has_more,
+        })
     }
 
     /// Resolves a `ResourceARN` (only stream ARNs exist so far).
-    fn resolve_resource(&self, arn: Option<&str>, mut v: Violations) -> Result<std::sync::Arc<StreamEntry>> {
+    fn resolve_resource(
+        &self,
+        arn: Option<&str>,
+        mut v: Violations,
+    ) -> Result<std::sync::Arc<StreamEntry>> {
         v.required("resourceARN", &arn);
         v.string("resourceARN", arn, 1, 2048);
         if let Some(a) = arn {
@@ -124,9 +170,8 @@ impl StreamsService {
         }
         v.finish()?;
         let arn = arn.unwrap_or_default();
-        let parsed = StreamArn::parse(arn).ok_or_else(|| {
-            StreamsError::ResourceNotFound(format!("Resource {arn} not found."))
-        })?;
+        let parsed = StreamArn::parse(arn)
+            .ok_or_else(|| StreamsError::ResourceNotFound(format!("Resource {arn} not found.")))?;
         if parsed.account != self.cfg.account_id || parsed.region != self.cfg.region {
             return Err(self.not_found(&parsed.stream_name));
         }
@@ -136,7 +181,13 @@ impl StreamsService {
     pub fn tag_resource(&self, input: TagResourceInput) -> Result<Empty> {
         let mut v = Violations::new();
         v.required("tags", &input.tags);
-        v.list_len("tags", input.tags.as_ref().map(BTreeMap::len), 1, 200, "{…}");
+        v.list_len(
+            "tags",
+            input.tags.as_ref().map(BTreeMap::len),
+            1,
+            200,
+            "{…}",
+        );
         let entry = self.resolve_resource(input.resource_arn.as_deref(), v)?;
         self.add_tags(&entry, input.tags.unwrap_or_default())?;
         Ok(Empty {})
@@ -145,16 +196,33 @@ impl StreamsService {
     pub fn untag_resource(&self, input: UntagResourceInput) -> Result<Empty> {
         let mut v = Violations::new();
         v.required("tagKeys", &input.tag_keys);
-        v.list_len("tagKeys", input.tag_keys.as_ref().map(Vec::len), 1, 50, "[…]");
+        v.list_len(
+            "tagKeys",
+            input.tag_keys.as_ref().map(Vec::len),
+            1,
+            50,
+            "[…]",
+        );
         let entry = self.resolve_resource(input.resource_arn.as_deref(), v)?;
         self.remove_tags(&entry, &input.tag_keys.unwrap_or_default())?;
         Ok(Empty {})
     }
 
-    pub fn list_tags_for_resource(&self, input: ListTagsForResourceInput) -> Result<ListTagsForResourceOutput> {
+    pub fn list_tags_for_resource(
+        &self,
+        input: ListTagsForResourceInput,
+    ) -> Result<ListTagsForResourceOutput> {
         let entry = self.resolve_resource(input.resource_arn.as_deref(), Violations::new())?;
         Ok(ListTagsForResourceOutput {
-            tags: entry.rec.tags.iter().map(|(k, v)| TagOut { key: k.clone(), value: v.clone() }).collect(),
+            tags: entry
+                .rec
+                .tags
+                .iter()
+                .map(|(k, v)| TagOut {
+                    key: k.clone(),
+                    value: v.clone(),
+                })
+                .collect(),
         })
     }
 }

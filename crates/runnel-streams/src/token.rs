@@ -66,12 +66,18 @@ impl Sealer {
         let (body, mac) = bytes.split_at(bytes.len() - MAC_BYTES);
         let expected = self.mac(body);
         // Constant-time comparison.
-        let diff = expected.iter().zip(mac).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        let diff = expected
+            .iter()
+            .zip(mac)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
         if diff != 0 {
             return None;
         }
         let issued_ms = u64::from_be_bytes(body[1..9].try_into().ok()?);
-        Some(Opened { issued_ms, payload: body[9..].to_vec() })
+        Some(Opened {
+            issued_ms,
+            payload: body[9..].to_vec(),
+        })
     }
 }
 
@@ -117,14 +123,22 @@ mod tests {
     #[test]
     fn roundtrip_and_tamper() {
         let s = Sealer::new([7; 32]);
-        let pos = IteratorPos { stream_uid: 3, shard_index: 2, position: 99 };
+        let pos = IteratorPos {
+            stream_uid: 3,
+            shard_index: 2,
+            position: 99,
+        };
         let t = pos.encode(&s, 1234);
         assert_eq!(IteratorPos::decode(&s, &t), Some((pos, 1234)));
         // Any flipped bit is detected.
         let mut raw = STANDARD.decode(&t).unwrap();
         for i in 0..raw.len() {
             raw[i] ^= 1;
-            assert_eq!(IteratorPos::decode(&s, &STANDARD.encode(&raw)), None, "byte {i}");
+            assert_eq!(
+                IteratorPos::decode(&s, &STANDARD.encode(&raw)),
+                None,
+                "byte {i}"
+            );
             raw[i] ^= 1;
         }
         // Another server's key does not open it, nor does another kind.

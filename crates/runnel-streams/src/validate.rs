@@ -34,17 +34,33 @@ impl Violations {
         let Some(v) = value else { return };
         let len = v.chars().count();
         if len < min {
-            self.push(&quote(v), field, &format!("have length greater than or equal to {min}"));
+            self.push(
+                &quote(v),
+                field,
+                &format!("have length greater than or equal to {min}"),
+            );
         } else if len > max {
-            self.push(&quote(v), field, &format!("have length less than or equal to {max}"));
+            self.push(
+                &quote(v),
+                field,
+                &format!("have length less than or equal to {max}"),
+            );
         }
     }
 
     pub fn stream_name(&mut self, field: &str, value: Option<&str>) {
         let Some(v) = value else { return };
         self.string(field, Some(v), 1, 128);
-        if !v.is_empty() && !v.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
-            self.push(&quote(v), field, "satisfy regular expression pattern: [a-zA-Z0-9_.-]+");
+        if !v.is_empty()
+            && !v
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        {
+            self.push(
+                &quote(v),
+                field,
+                "satisfy regular expression pattern: [a-zA-Z0-9_.-]+",
+            );
         }
     }
 
@@ -67,16 +83,28 @@ impl Violations {
     pub fn int(&mut self, field: &str, value: Option<i64>, min: i64, max: Option<i64>) {
         let Some(v) = value else { return };
         if v < min {
-            self.push(&quote(&v.to_string()), field, &format!("have value greater than or equal to {min}"));
+            self.push(
+                &quote(&v.to_string()),
+                field,
+                &format!("have value greater than or equal to {min}"),
+            );
         } else if let Some(max) = max.filter(|m| v > *m) {
-            self.push(&quote(&v.to_string()), field, &format!("have value less than or equal to {max}"));
+            self.push(
+                &quote(&v.to_string()),
+                field,
+                &format!("have value less than or equal to {max}"),
+            );
         }
     }
 
     pub fn one_of(&mut self, field: &str, value: Option<&str>, allowed: &[&str]) {
         let Some(v) = value else { return };
         if !allowed.contains(&v) {
-            self.push(&quote(v), field, &format!("satisfy enum value set: [{}]", allowed.join(", ")));
+            self.push(
+                &quote(v),
+                field,
+                &format!("satisfy enum value set: [{}]", allowed.join(", ")),
+            );
         }
     }
 
@@ -98,12 +126,27 @@ impl Violations {
         }
     }
 
-    pub fn list_len(&mut self, field: &str, len: Option<usize>, min: usize, max: usize, shown: &str) {
+    pub fn list_len(
+        &mut self,
+        field: &str,
+        len: Option<usize>,
+        min: usize,
+        max: usize,
+        shown: &str,
+    ) {
         let Some(n) = len else { return };
         if n < min {
-            self.push(&quote(shown), field, &format!("have length greater than or equal to {min}"));
+            self.push(
+                &quote(shown),
+                field,
+                &format!("have length greater than or equal to {min}"),
+            );
         } else if n > max {
-            self.push(&quote(shown), field, &format!("have length less than or equal to {max}"));
+            self.push(
+                &quote(shown),
+                field,
+                &format!("have length less than or equal to {max}"),
+            );
         }
     }
 
@@ -152,7 +195,10 @@ mod tests {
         v.int("shardCount", Some(0), 1, None);
         v.required::<u8>("records", &None);
         let err = v.finish().unwrap_err().to_string();
-        assert!(err.starts_with("2 validation errors detected: Value '0' at 'shardCount'"), "{err}");
+        assert!(
+            err.starts_with("2 validation errors detected: Value '0' at 'shardCount'"),
+            "{err}"
+        );
         assert!(err.ends_with("Member must not be null"), "{err}");
     }
 

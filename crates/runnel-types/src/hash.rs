@@ -23,7 +23,10 @@ impl HashKeyRange {
     pub fn split_even(count: u32) -> Vec<HashKeyRange> {
         assert!(count > 0, "a stream has at least one shard");
         if count == 1 {
-            return vec![HashKeyRange { start: 0, end: HASH_KEY_MAX }];
+            return vec![HashKeyRange {
+                start: 0,
+                end: HASH_KEY_MAX,
+            }];
         }
         let n = u128::from(count);
         // floor(2^128 / n) without overflowing: 2^128 = MAX + 1.
@@ -31,7 +34,11 @@ impl HashKeyRange {
         (0..n)
             .map(|i| HashKeyRange {
                 start: i * step,
-                end: if i + 1 == n { HASH_KEY_MAX } else { (i + 1) * step - 1 },
+                end: if i + 1 == n {
+                    HASH_KEY_MAX
+                } else {
+                    (i + 1) * step - 1
+                },
             })
             .collect()
     }
@@ -60,9 +67,18 @@ mod tests {
     fn three_shards_match_aws() {
         // Values AWS reports for a new 3-shard stream.
         let r = HashKeyRange::split_even(3);
-        assert_eq!(r[0].end.to_string(), "113427455640312821154458202477256070484");
-        assert_eq!(r[1].start.to_string(), "113427455640312821154458202477256070485");
-        assert_eq!(r[2].end.to_string(), "340282366920938463463374607431768211455");
+        assert_eq!(
+            r[0].end.to_string(),
+            "113427455640312821154458202477256070484"
+        );
+        assert_eq!(
+            r[1].start.to_string(),
+            "113427455640312821154458202477256070485"
+        );
+        assert_eq!(
+            r[2].end.to_string(),
+            "340282366920938463463374607431768211455"
+        );
     }
 
     #[test]

@@ -17,7 +17,11 @@ impl ShardId {
         if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        digits.parse::<u64>().ok().and_then(|n| u32::try_from(n).ok()).map(ShardId)
+        digits
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| u32::try_from(n).ok())
+            .map(ShardId)
     }
 }
 
@@ -104,9 +108,15 @@ mod tests {
     #[test]
     fn arns() {
         let a = StreamArn::new("us-east-1", "000000000000", "s1");
-        assert_eq!(a.to_string(), "arn:aws:kinesis:us-east-1:000000000000:stream/s1");
+        assert_eq!(
+            a.to_string(),
+            "arn:aws:kinesis:us-east-1:000000000000:stream/s1"
+        );
         assert_eq!(StreamArn::parse(&a.to_string()), Some(a));
-        assert!(StreamArn::parse("arn:aws:kinesis:us-east-1:000000000000:stream/s1/consumer/c:1").is_none());
+        assert!(
+            StreamArn::parse("arn:aws:kinesis:us-east-1:000000000000:stream/s1/consumer/c:1")
+                .is_none()
+        );
         assert!(StreamArn::parse("arn:aws:sqs:us-east-1:000000000000:stream/s1").is_none());
         assert!(StreamArn::parse("arn:aws:kinesis:us-east-1:0000:stream/s1").is_none());
     }

@@ -28,7 +28,10 @@ impl SequenceNumber {
     pub fn new(stream_epoch: u32, shard_index: u32, position: u64) -> Self {
         let epoch = u128::from(stream_epoch) & EPOCH_MASK;
         SequenceNumber(
-            (VERSION << 124) | (epoch << 96) | (u128::from(shard_index) << 64) | u128::from(position),
+            (VERSION << 124)
+                | (epoch << 96)
+                | (u128::from(shard_index) << 64)
+                | u128::from(position),
         )
     }
 
@@ -99,12 +102,27 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        assert_eq!("".parse::<SequenceNumber>(), Err(SequenceNumberError::Malformed));
-        assert_eq!("12a".parse::<SequenceNumber>(), Err(SequenceNumberError::Malformed));
-        assert_eq!("-1".parse::<SequenceNumber>(), Err(SequenceNumberError::Malformed));
-        assert_eq!("1".parse::<SequenceNumber>(), Err(SequenceNumberError::Foreign));
+        assert_eq!(
+            "".parse::<SequenceNumber>(),
+            Err(SequenceNumberError::Malformed)
+        );
+        assert_eq!(
+            "12a".parse::<SequenceNumber>(),
+            Err(SequenceNumberError::Malformed)
+        );
+        assert_eq!(
+            "-1".parse::<SequenceNumber>(),
+            Err(SequenceNumberError::Malformed)
+        );
+        assert_eq!(
+            "1".parse::<SequenceNumber>(),
+            Err(SequenceNumberError::Foreign)
+        );
         let too_big = "9".repeat(60);
-        assert_eq!(too_big.parse::<SequenceNumber>(), Err(SequenceNumberError::Foreign));
+        assert_eq!(
+            too_big.parse::<SequenceNumber>(),
+            Err(SequenceNumberError::Foreign)
+        );
     }
 
     proptest! {

@@ -43,7 +43,9 @@ impl<'de> Visitor<'de> for BlobVisitor {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Blob, E> {
-        decode_base64(v).map(Blob).ok_or_else(|| E::custom(BASE64_ERROR))
+        decode_base64(v)
+            .map(Blob)
+            .ok_or_else(|| E::custom(BASE64_ERROR))
     }
 
     fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Blob, E> {
@@ -138,7 +140,9 @@ impl TimestampVisitor {
             return Err(E::custom("timestamp is not a finite number"));
         }
         let ms = if self.millis { v } else { v * 1000.0 };
-        Ok(Timestamp { ms: ms.round() as i64 })
+        Ok(Timestamp {
+            ms: ms.round() as i64,
+        })
     }
 }
 
@@ -150,8 +154,13 @@ impl<'de> Visitor<'de> for TimestampVisitor {
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Timestamp, E> {
-        let ms = if self.millis { Some(v) } else { v.checked_mul(1000) };
-        ms.map(|ms| Timestamp { ms }).ok_or_else(|| E::custom("timestamp out of range"))
+        let ms = if self.millis {
+            Some(v)
+        } else {
+            v.checked_mul(1000)
+        };
+        ms.map(|ms| Timestamp { ms })
+            .ok_or_else(|| E::custom("timestamp out of range"))
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Timestamp, E> {
@@ -216,8 +225,16 @@ mod tests {
         assert_eq!(t.ms, 1_700_000_000_500);
         let t: Timestamp = serde_json::from_str("1700000000").unwrap();
         assert_eq!(t.ms, 1_700_000_000_000);
-        assert_eq!(serde_json::to_string(&Timestamp { ms: 1_700_000_000_250 }).unwrap(), "1700000000.25");
-        let enc = cbor(&Timestamp { ms: 1_700_000_000_250 });
+        assert_eq!(
+            serde_json::to_string(&Timestamp {
+                ms: 1_700_000_000_250
+            })
+            .unwrap(),
+            "1700000000.25"
+        );
+        let enc = cbor(&Timestamp {
+            ms: 1_700_000_000_250,
+        });
         let back: Timestamp = ciborium::from_reader(&enc[..]).unwrap();
         assert_eq!(back.ms, 1_700_000_000_250);
     }

@@ -1,1 +1,165 @@
-fn main() {}
+//! `runnel serve` runs the server; `runnel bench` load-tests any Kinesis endpoint.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use runnel_server::{Durability, Server, ServerConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "runnel",
+    version,
+    about = "A durable, self-hosted Amazon Kinesis Data Streams server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (Kinesis Data Streams API on one port, embedded storage).
+    Serve(ServeArgs),
+    /// Load-test a Kinesis endpoint (runnel, AWS, or any emulator).
+    Bench(runnel_bench::BenchArgs),
+}
+
+/// Flags and `RUNNEL_*` environment variables override the config file.
+#[derive(Args)]
+struct ServeArgs {
+    /// TOML config file (see runnel.toml in the repository for every setting).
+    #[arg(long, env = "RUNNEL_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:4567]
+    #[arg(long, env = "RUNNEL_ADDR")]
+    addr: Option<SocketAddr>,
+    /// Directory for records and metadata [default: ./runnel-data]
+    #[arg(long, env = "RUNNEL_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Region used in ARNs [default: us-east-1]
+    #[arg(long, env = "RUNNEL_REGION")]
+    region: Option<String>,
+    /// Account id used in ARNs [default: 000000000000]
+    #[arg(long, env = "RUNNEL_ACCOUNT_ID")]
+    account_id: Option<String>,
+    /// fsync (default: durable before ack) or none
+    #[arg(long, env = "RUNNEL_DURABILITY")]
+    durability: Option<Durability>,
+    /// How long streams stay CREATING/UPDATING/DELETING, in ms [default: 500]
+    #[arg(long, env = "RUNNEL_STREAM_TRANSITION_MS")]
+    stream_transition_ms: Option<u64>,
+    /// Log segment size in bytes [default: 67108864]
+    #[arg(long, env = "RUNNEL_SEGMENT_BYTES")]
+    segment_bytes: Option<u64>,
+    /// How often expired data is reclaimed, in ms [default: 60000]
+    #[arg(long, env = "RUNNEL_RETENTION_CHECK_MS")]
+    retention_check_ms: Option<u64>,
+    /// Shard quota of the account [default: 500]
+    #[arg(long, env = "RUNNEL_ACCOUNT_SHARDS_MAX")]
+    account_shards_max: Option<u32>,
+    /// Enable /_runnel/test/* hooks that move the server clock (tests only)
+    #[arg(long, env = "RUNNEL_TEST_CLOCK")]
+    test_clock: bool,
+    /// Log JSON lines instead of text
+    #[arg(long, env = "RUNNEL_LOG_JSON")]
+    log_json: bool,
+}
+
+impl ServeArgs {
+    fn into_config(self) -> anyhow::Result<ServerConfig> {
+        let mut c = match &self.config {
+            Some(path) => ServerConfig::from_file(path)?,
+            None => ServerConfig::default(),
+        };
+        if let Some(v) = self.addr {
+            c.addr = v;
+        }
+        if let Some(v) = self.data_dir {
+            c.data_dir = v;
+        }
+        if let Some(v) = self.region {
+            c.region = v;
+        }
+        if let Some(v) = self.account_id {
+            c.account_id = v;
+        }
+        if let Some(v) = self.durability {
+            c.durability = v;
+        }
+        if let Some(v) = self.stream_transition_ms {
+            c.stream_transition_ms = v;
+        }
+        if let Some(v) = self.segment_bytes {
+            c.segment_bytes = v;
+        }
+        if let Some(v) = self.retention_check_ms {
+            c.retention_check_ms = v;
+        }
+        if let Some(v) = self.account_shards_max {
+            c.account_shards_max = v;
+        }
+        c.test_clock |= self.test_clock;
+        c.log_json |= self.log_json;
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUNNEL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    match cli.command {
+        Command::Serve(args) => {
+            let config = args.into_config()?;
+            init_logging(config.log_json);
+            runtime.block_on(async {
+                let server = Server::start(config.clone()).await?;
+                let addr = server.local_addr()?;
+                tracing::info!(%addr, data_dir = %config.data_dir.display(), durability = ?config.durability, "runnel listening");
+                server.run(shutdown_signal()).await
+            })
+        }
+        Command::Bench(args) => runtime.block_on(runnel_bench::run(args)),
+    }
+}

@@ -1,0 +1,168 @@
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// fsync (group commit) before acknowledging a write. The default.
+    #[default]
+    Fsync,
+    /// Acknowledge once written to the OS; a power cut can lose recent writes.
+    None,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "fsync" => Ok(Durability::Fsync),
+            "none" => Ok(Durability::None),
+            other => Err(format!(
+                "durability must be 'fsync' or 'none', not '{other}'"
+            )),
+        }
+    }
+}
+
+/// Everything `runnel serve` can be told. Every field has a default; the
+/// commented `runnel.toml` in the repository root shows them all.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub region: String,
+    pub account_id: String,
+    pub durability: Durability,
+    /// How long streams stay CREATING / UPDATING / DELETING.
+    pub stream_transition_ms: u64,
+    /// Size at which a log segment is sealed and a new one started.
+    pub segment_bytes: u64,
+    /// How often expired segments are looked for.
+    pub retention_check_ms: u64,
+    pub account_shards_max: u32,
+    pub on_demand_streams_max: u32,
+    /// Enables `/_runnel/test/*` (clock control). Never in production.
+    pub test_clock: bool,
+    /// Largest request body accepted, checked before it is read.
+    pub request_body_bytes_max: usize,
+    pub log_json: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 4567)),
+            data_dir: PathBuf::from("./runnel-data"),
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            durability: Durability::Fsync,
+            stream_transition_ms: 500,
+            segment_bytes: 64 * 1024 * 1024,
+            retention_check_ms: 60_000,
+            account_shards_max: runnel_types::limits::ACCOUNT_SHARDS_MAX_DEFAULT,
+            on_demand_streams_max: runnel_types::limits::ON_DEMAND_STREAM_COUNT_MAX_DEFAULT,
+            test_clock: false,
+            request_body_bytes_max: runnel_types::limits::REQUEST_BODY_BYTES_MAX,
+            log_json: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is invalid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl ServerConfig {
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Checks relations between settings; the message says what to change.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ConfigError::Invalid(format!(
+                "account_id must be 12 digits, got '{}'",
+                self.account_id
+            )));
+        }
+        if self.region.is_empty()
+            || !self
+                .region
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(ConfigError::Invalid(format!(
+                "region '{}' is not a region name",
+                self.region
+            )));
+        }
+        if self.segment_bytes < 64 * 1024 {
+            return Err(ConfigError::Invalid(
+                "segment_bytes must be at least 65536".into(),
+            ));
+        }
+        if self.request_body_bytes_max < 1024 * 1024 {
+            return Err(ConfigError::Invalid(
+                "request_body_bytes_max must be at least 1 MiB".into(),
+            ));
+        }
+        if self.retention_check_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "retention_check_ms must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_file_parses() {
+        let text = include_str!("../../../runnel.toml");
+        let cfg: ServerConfig = toml::from_str(text).unwrap();
+        cfg.validate().unwrap();
+        let default = ServerConfig::default();
+        assert_eq!(cfg.addr, default.addr);
+    }
+
+    #[test]
+    fn unknown_fields_rejected() {
+        assert!(toml::from_str::<ServerConfig>("adr = \"1.2.3.4:5\"").is_err());
+    }
+
+    #[test]
+    fn bad_values_explained() {
+        let cfg = ServerConfig {
+            account_id: "12".into(),
+            ..Default::default()
+        };
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("12 digits"));
+    }
+}

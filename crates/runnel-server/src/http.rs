@@ -1,0 +1,218 @@
+//! Request routing: health, test hooks, and the AWS JSON/CBOR protocol.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use runnel_protocol::sigv4::parse_authorization;
+use runnel_protocol::target::{split_target, KINESIS_TARGET_PREFIX};
+use runnel_protocol::{AwsErrorBody, Encoding};
+use runnel_streams::StreamsService;
+use runnel_types::ManualClock;
+
+use crate::body::{read_limited, BodyError};
+use crate::errors::FrontDoorError;
+
+pub struct AppState {
+    pub streams: Arc<StreamsService>,
+    pub request_body_bytes_max: usize,
+    /// Present only with `test_clock = true`.
+    pub test_clock: Option<ManualClock>,
+}
+
+pub type HttpResponse = Response<Full<Bytes>>;
+
+fn plain(status: StatusCode, body: &'static str) -> HttpResponse {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r
+}
+
+fn json(status: StatusCode, value: serde_json::Value) -> HttpResponse {
+    let mut r = Response::new(Full::new(Bytes::from(value.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn request_id() -> String {
+    let a: u128 = rand::random();
+    let h = format!("{a:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+fn aws_response(
+    encoding: Encoding,
+    status: StatusCode,
+    body: Vec<u8>,
+    error_type: Option<&str>,
+) -> HttpResponse {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(encoding.content_type()),
+    );
+    if let Ok(v) = HeaderValue::from_str(&request_id()) {
+        h.insert("x-amzn-RequestId", v);
+    }
+    if let Some(t) = error_type.and_then(|t| HeaderValue::from_str(t).ok()) {
+        h.insert("x-amzn-ErrorType", t);
+    }
+    r
+}
+
+fn error_response(encoding: Encoding, e: &FrontDoorError) -> HttpResponse {
+    let (error_type, status) = e.aws();
+    let message = e.to_string();
+    if status.is_server_error() {
+        tracing::error!(error_type, %message, "request failed");
+    } else {
+        tracing::debug!(error_type, %message, "request rejected");
+    }
+    let body = AwsErrorBody {
+        error_type,
+        message: &message,
+    }
+    .encode(encoding);
+    aws_response(encoding, status, body, Some(error_type))
+}
+
+pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> HttpResponse {
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/health") | (&Method::GET, "/ready") => plain(StatusCode::OK, "ok\n"),
+        (&Method::POST, path) if path.starts_with("/_runnel/test/") => test_hook(&state, req).await,
+        (&Method::POST, _) => aws_request(&state, req).await,
+        _ => plain(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+async fn aws_request(state: &AppState, req: Request<Incoming>) -> HttpResponse {
+    let headers = req.headers();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let Some(encoding) = Encoding::from_content_type(content_type) else {
+        let e = FrontDoorError::UnsupportedContentType(format!(
+            "Content type {} is not supported.",
+            content_type.unwrap_or_default()
+        ));
+        return error_response(Encoding::Json, &e);
+    };
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    // The caller's identity; verification arrives with the security layer.
+    if let Some(auth) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        if let Ok(sig) = parse_authorization(auth) {
+            tracing::trace!(access_key = %sig.access_key, region = %sig.region, "caller");
+        }
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let body = match read_limited(req.into_body(), declared, state.request_body_bytes_max).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge(max)) => {
+            let e = FrontDoorError::BodyTooLarge(format!(
+                "Request body exceeds the limit of {max} bytes."
+            ));
+            return error_response(encoding, &e);
+        }
+        Err(BodyError::Read(m)) => {
+            return error_response(encoding, &FrontDoorError::Serialization(m))
+        }
+    };
+    let operation = match target.as_deref().and_then(split_target) {
+        Some((KINESIS_TARGET_PREFIX, op)) => op.to_owned(),
+        _ => {
+            let e = FrontDoorError::UnknownOperation(match &target {
+                Some(t) => format!("Unknown operation target {t}."),
+                None => "Missing X-Amz-Target header.".into(),
+            });
+            return error_response(encoding, &e);
+        }
+    };
+    match crate::kinesis::dispatch(&state.streams, &operation, encoding, body).await {
+        Ok(out) => aws_response(encoding, StatusCode::OK, out, None),
+        Err(e) => error_response(encoding, &e),
+    }
+}
+
+async fn test_hook(state: &AppState, req: Request<Incoming>) -> HttpResponse {
+    let Some(clock) = state.test_clock.clone() else {
+        return plain(
+            StatusCode::NOT_FOUND,
+            "test hooks are disabled (start with --test-clock)\n",
+        );
+    };
+    let path = req.uri().path().to_owned();
+    let body = match read_limited(req.into_body(), None, 64 * 1024).await {
+        Ok(b) => b,
+        Err(e) => {
+            return json(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({ "error": e.to_string() }),
+            )
+        }
+    };
+    match path.as_str() {
+        "/_runnel/test/clock/advance" => {
+            let ms = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("ms").and_then(serde_json::Value::as_i64));
+            match ms {
+                Some(ms) => {
+                    clock.advance_ms(ms);
+                    json(
+                        StatusCode::OK,
+                        serde_json::json!({ "now_ms": state.streams.now_ms() }),
+                    )
+                }
+                None => json(
+                    StatusCode::BAD_REQUEST,
+                    serde_json::json!({ "error": "body must be {\"ms\": N}" }),
+                ),
+            }
+        }
+        "/_runnel/test/retention" => {
+            let svc = state.streams.clone();
+            match tokio::task::spawn_blocking(move || svc.housekeeping()).await {
+                Ok(Ok(report)) => json(
+                    StatusCode::OK,
+                    serde_json::json!({
+                        "segments_deleted": report.segments_deleted,
+                        "bytes_reclaimed": report.bytes_reclaimed,
+                    }),
+                ),
+                Ok(Err(e)) => json(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    serde_json::json!({ "error": e.to_string() }),
+                ),
+                Err(e) => json(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    serde_json::json!({ "error": e.to_string() }),
+                ),
+            }
+        }
+        _ => plain(StatusCode::NOT_FOUND, "no such test hook\n"),
+    }
+}

@@ -1,0 +1,172 @@
+//! Starting and running the server: storage, service, listener, housekeeping.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use runnel_catalog::RedbCatalog;
+use runnel_log::{Log, LogConfig};
+use runnel_streams::{StreamsConfig, StreamsService};
+use runnel_types::{Clock, ManualClock, SystemClock};
+use tokio::net::TcpListener;
+
+use crate::config::{Durability, ServerConfig};
+use crate::http::{handle, AppState};
+
+/// How long a client may take to send request headers.
+const HEADER_READ_TIMEOUT_MS: u64 = 30_000;
+
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<AppState>,
+    config: ServerConfig,
+}
+
+impl Server {
+    /// Opens storage (recovering it if needed) and binds the listener.
+    pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+        let (clock, test_clock): (Arc<dyn Clock>, Option<ManualClock>) = if config.test_clock {
+            let c = ManualClock::offset();
+            (Arc::new(c.clone()), Some(c))
+        } else {
+            (Arc::new(SystemClock), None)
+        };
+        let log_config = LogConfig {
+            dir: config.data_dir.join("log"),
+            durability: match config.durability {
+                Durability::Fsync => runnel_log::Durability::Fsync,
+                Durability::None => runnel_log::Durability::None,
+            },
+            segment_bytes_max: config.segment_bytes,
+            ..LogConfig::default()
+        };
+        let started = std::time::Instant::now();
+        let log_clock = clock.clone();
+        let log = tokio::task::spawn_blocking(move || Log::open(log_config, log_clock))
+            .await
+            .context("log recovery task failed")?
+            .context("cannot open the record log")?;
+        let catalog = RedbCatalog::open(&config.data_dir.join("catalog.redb"))
+            .context("cannot open the catalog")?;
+        let streams_config = StreamsConfig {
+            region: config.region.clone(),
+            account_id: config.account_id.clone(),
+            stream_transition_ms: config.stream_transition_ms,
+            account_shards_max: config.account_shards_max,
+            on_demand_streams_max: config.on_demand_streams_max,
+        };
+        let streams = StreamsService::new(streams_config, clock, Arc::new(catalog), Arc::new(log))
+            .map_err(|e| anyhow::anyhow!("cannot load streams: {e}"))?;
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "storage opened"
+        );
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.addr))?;
+        let state = Arc::new(AppState {
+            streams: Arc::new(streams),
+            request_body_bytes_max: config.request_body_bytes_max,
+            test_clock,
+        });
+        Ok(Server {
+            listener,
+            state,
+            config,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        let housekeeping = tokio::spawn(housekeeping(
+            self.state.streams.clone(),
+            self.config.clone(),
+        ));
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_millis(HEADER_READ_TIMEOUT_MS));
+        builder.http2().max_concurrent_streams(256);
+        let builder = Arc::new(builder);
+        tokio::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                a = self.listener.accept() => a,
+                _ = &mut shutdown => break,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let state = self.state.clone();
+            let builder = builder.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let state = state.clone();
+                    async move { Ok::<_, std::convert::Infallible>(handle(state, req).await) }
+                });
+                if let Err(e) = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+                {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+        }
+        housekeeping.abort();
+        tracing::info!("shutting down");
+        Ok(())
+    }
+}
+
+/// Finishes stream deletions and reclaims expired segments, forever.
+async fn housekeeping(streams: Arc<StreamsService>, config: ServerConfig) {
+    let tick = Duration::from_millis(config.stream_transition_ms.clamp(10, 1000));
+    let retention_every = Duration::from_millis(config.retention_check_ms);
+    let mut last_retention = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(tick).await;
+        let svc = streams.clone();
+        let run_retention = last_retention.elapsed() >= retention_every;
+        let result = tokio::task::spawn_blocking(move || {
+            if run_retention {
+                svc.housekeeping().map(Some)
+            } else {
+                svc.finish_deletions().map(|_| None)
+            }
+        })
+        .await;
+        match result {
+            Ok(Ok(Some(report))) => {
+                last_retention = tokio::time::Instant::now();
+                if report.segments_deleted > 0 {
+                    tracing::info!(
+                        segments = report.segments_deleted,
+                        bytes = report.bytes_reclaimed,
+                        "retention reclaimed segments"
+                    );
+                }
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "housekeeping failed"),
+            Err(e) => tracing::warn!(error = %e, "housekeeping task failed"),
+        }
+    }
+}
