@@ -135,7 +135,7 @@ struct TimestampVisitor {
 }
 
 impl TimestampVisitor {
-    fn from_f64<E: de::Error>(&self, v: f64) -> Result<Timestamp, E> {
+    fn seconds_or_millis<E: de::Error>(&self, v: f64) -> Result<Timestamp, E> {
         if !v.is_finite() {
             return Err(E::custom("timestamp is not a finite number"));
         }
@@ -169,7 +169,7 @@ impl<'de> Visitor<'de> for TimestampVisitor {
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Timestamp, E> {
-        self.from_f64(v)
+        self.seconds_or_millis(v)
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Timestamp, E> {
@@ -177,7 +177,7 @@ impl<'de> Visitor<'de> for TimestampVisitor {
         v.trim()
             .parse::<f64>()
             .map_err(|_| E::custom("timestamp is not a number"))
-            .and_then(|f| self.from_f64(f))
+            .and_then(|f| self.seconds_or_millis(f))
     }
 }
 
