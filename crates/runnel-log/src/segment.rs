@@ -126,10 +126,12 @@ pub fn scan(file: &dyn FsFile) -> Result<Option<Scan>, LogError> {
         if !have_table {
             return Ok(None);
         }
-        // Within a commit all frames share a sequence number; across commits it grows.
+        // Frames of one append (ended by FLAG_COMMIT_END) share a sequence
+        // number; a group commit holds many appends with the same number, and
+        // across group commits it grows.
         let seq_ok = match commit_seq {
             None => true,
-            Some(s) if pending.is_empty() => header.commit_seq > s,
+            Some(s) if pending.is_empty() => header.commit_seq >= s,
             Some(s) => header.commit_seq == s,
         };
         if !seq_ok {

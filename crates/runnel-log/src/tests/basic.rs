@@ -222,6 +222,19 @@ fn concurrent_appends_share_syncs() {
         assert_eq!(all.len(), 160);
         assert!(all.iter().enumerate().all(|(i, r)| r.position == i as u64));
     }
+    // Group commits that held many appends recover whole after a restart.
+    drop(rt);
+    let log = Arc::try_unwrap(log).unwrap_or_else(|_| panic!("log still shared"));
+    drop(log);
+    let log = open(cfg(dir.path()), &c);
+    for shard in 0..4 {
+        assert_eq!(
+            read_all(&log, key(1, shard)).len(),
+            160,
+            "shard {shard} after restart"
+        );
+        assert_eq!(log.end_position(key(1, shard)), 160);
+    }
 }
 
 #[test]
