@@ -103,8 +103,9 @@ class RunnelProcess:
             log = open(self.log_path, "ab")
             log.write(("\n$ " + " ".join(args) + "\n").encode())
             log.flush()
+            env = {**os.environ, "NO_COLOR": "1"}
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL, env=env)
             log.close()
             try:
                 wait_healthy(self.endpoint, self.proc)
