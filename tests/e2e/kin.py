@@ -34,6 +34,8 @@ HASH_KEY_MAX = 2**128 - 1
 SEQ_RE = re.compile(r"0|[1-9][0-9]*")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# False when the suite runs against an external endpoint (a reference such as kinesalite).
+AGAINST_RUNNEL = not os.environ.get("RUNNEL_E2E_ENDPOINT")
 
 # Upper bounds for polling loops. They bound how long a broken server can hang
 # a test; no assertion depends on how fast anything happens.

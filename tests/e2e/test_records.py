@@ -84,6 +84,9 @@ def test_put_record_max_size(kinesis, stream):
 
 
 @pytest.mark.kinesalite_diverges(reason="kinesalite answers ValidationException (old 1 MiB Data shape)")
+@pytest.mark.xfail(kin.AGAINST_RUNNEL, strict=True, reason="server bug: answers ValidationException against a 1 MiB 'data' shape "
+                   "limit; the current model allows Data up to 10 MiB and a record over the stream's max "
+                   "record size (1 MiB default) is InvalidArgumentException")
 def test_put_record_too_big(kinesis, stream):
     kin.expect_error("InvalidArgumentException", kinesis.put_record, StreamName=stream,
                      Data=b"x" * (MIB + 1), PartitionKey="k")
@@ -213,8 +216,16 @@ def test_at_timestamp(kinesis, stream, maybe_clock):
         maybe_clock.advance(1000)
         after_last = stamps[-1] + datetime.timedelta(milliseconds=500)
         assert kin.read_shard(kinesis, stream, SHARD0, "AT_TIMESTAMP", Timestamp=after_last) == []
-    # AWS refuses a timestamp later than its current time.
-    future = stamps[-1] + datetime.timedelta(hours=1)
+
+
+@pytest.mark.xfail(kin.AGAINST_RUNNEL, strict=True, reason="server bug: AT_TIMESTAMP in the future is accepted; AWS (and "
+                   "kinesalite) answer InvalidArgumentException 'The timestampInMillis parameter cannot be "
+                   "greater than the currentTimestampInMillis.'")
+def test_at_timestamp_in_future(kinesis, stream):
+    r = kinesis.put_record(StreamName=stream, Data=b"x", PartitionKey="k")
+    rec = kinesis.get_records(ShardIterator=kin.iterator(kinesis, stream, SHARD0))["Records"][0]
+    assert rec["SequenceNumber"] == r["SequenceNumber"]
+    future = rec["ApproximateArrivalTimestamp"] + datetime.timedelta(hours=1)
     kin.expect_error("InvalidArgumentException", kinesis.get_shard_iterator, StreamName=stream, ShardId=SHARD0,
                      ShardIteratorType="AT_TIMESTAMP", Timestamp=future, contains=("timestamp",))
 
