@@ -238,9 +238,14 @@ impl StreamsService {
                         "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter.".into(),
                     )
                 })?;
+                let ts_ms = ts.ms.max(0) as u64;
+                if ts_ms > now {
+                    return Err(StreamsError::InvalidArgument(format!(
+                        "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: {ts_ms}, currentTimestampInMillis: {now}"
+                    )));
+                }
                 let horizon = now.saturating_sub(entry.retention_ms());
-                self.log
-                    .position_at_timestamp(key, (ts.ms.max(0) as u64).max(horizon))?
+                self.log.position_at_timestamp(key, ts_ms.max(horizon))?
             }
             _ => {
                 let seq = input.starting_sequence_number.as_deref().ok_or_else(|| {

@@ -225,6 +225,12 @@ impl StreamsService {
             })?;
             (entry, Some(last))
         } else {
+            if input.stream_name.is_none() && input.stream_arn.is_none() {
+                v.finish()?;
+                return Err(StreamsError::InvalidArgument(
+                    "Either NextToken or StreamName/StreamARN must be provided.".into(),
+                ));
+            }
             let entry = self.resolve(&input, v)?;
             (entry, input.exclusive_start_shard_id.clone())
         };

@@ -153,11 +153,10 @@ impl Violations {
     pub fn blob_len(&mut self, field: &str, len: Option<usize>, max: usize) {
         let Some(n) = len else { return };
         if n > max {
-            self.push(
-                &format!("'java.nio.HeapByteBuffer[pos=0 lim={n} cap={n}]'"),
-                field,
-                &format!("have length less than or equal to {max}"),
-            );
+            // AWS leaves the blob's value out of the message.
+            self.items.push(format!(
+                "Value at '{field}' failed to satisfy constraint: Member must have length less than or equal to {max}"
+            ));
         }
     }
 
