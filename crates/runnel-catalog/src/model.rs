@@ -35,6 +35,9 @@ pub struct ShardRecord {
     pub closed_at_position: Option<u64>,
     #[serde(default)]
     pub created_ms: u64,
+    /// When the shard was closed; it stays listed until its data expires.
+    #[serde(default)]
+    pub closed_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

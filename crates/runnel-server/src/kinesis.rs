@@ -68,6 +68,9 @@ pub async fn dispatch(
         "TagResource" => sync_op!(svc, encoding, body, tag_resource),
         "UntagResource" => sync_op!(svc, encoding, body, untag_resource),
         "ListTagsForResource" => sync_op!(svc, encoding, body, list_tags_for_resource),
+        "SplitShard" => sync_op!(svc, encoding, body, split_shard),
+        "MergeShards" => sync_op!(svc, encoding, body, merge_shards),
+        "UpdateShardCount" => sync_op!(svc, encoding, body, update_shard_count),
         "DescribeLimits" => {
             // Validate that the body is a structure, like every operation.
             let _: serde_json::Value = match encoding {

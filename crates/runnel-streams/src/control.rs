@@ -101,6 +101,7 @@ impl StreamsService {
                 adjacent_parent: None,
                 starting_position: 0,
                 closed_at_position: None,
+                closed_ms: None,
                 created_ms: now,
             })
             .collect();

@@ -74,6 +74,7 @@ impl StreamsService {
             v.finish()?;
         }
         self.writable(&entry)?;
+        let (_gate, entry) = self.enter_write(entry.rec.uid, &entry.rec.name).await?;
         let pk = input.partition_key.unwrap_or_default();
         let index = self.route(&entry, &pk, input.explicit_hash_key.as_deref())?;
         let key = entry.shard_key(index);
@@ -155,6 +156,7 @@ impl StreamsService {
             ));
         }
         self.writable(&entry)?;
+        let (_gate, entry) = self.enter_write(entry.rec.uid, &entry.rec.name).await?;
 
         // Group by shard, keeping each record's place for the response.
         let mut placement: Vec<(usize, usize)> = Vec::with_capacity(records.len());
@@ -339,6 +341,13 @@ impl StreamsService {
                 ));
             }
         }
+        let shard = entry
+            .shard(pos.shard_index)
+            .filter(|s| !entry.expired(s, now))
+            .ok_or_else(|| {
+                self.shard_not_found(&entry.rec.name, &ShardId(pos.shard_index).to_string())
+            })?;
+        let closed_at = shard.closed_at_position;
         let key = entry.shard_key(pos.shard_index);
         let limit = input
             .limit
@@ -374,6 +383,15 @@ impl StreamsService {
             position: out.next_position,
             ..pos
         };
+        // The end of a closed shard: no further iterator, and where to go next.
+        if closed_at.is_some_and(|c| out.next_position >= c) {
+            return Ok(GetRecordsOutput {
+                records,
+                next_shard_iterator: None,
+                millis_behind_latest: 0,
+                child_shards: Some(self.child_shards(&entry, pos.shard_index)),
+            });
+        }
         Ok(GetRecordsOutput {
             records,
             next_shard_iterator: Some(next.encode(&self.sealer, now)),

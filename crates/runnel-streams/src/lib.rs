@@ -14,6 +14,7 @@ mod control;
 mod data;
 pub mod error;
 mod listing;
+mod reshard;
 mod service;
 mod tags;
 mod timefmt;

@@ -54,9 +54,11 @@ impl StreamsService {
             .map(|l| l as usize)
             .unwrap_or(DESCRIBE_STREAM_LIMIT_DEFAULT as usize);
         let after = input.exclusive_start_shard_id.as_deref();
+        let now = self.now_ms();
         let mut shards: Vec<&ShardRecord> = rec
             .shards
             .iter()
+            .filter(|s| !entry.expired(s, now))
             .filter(|s| after.is_none_or(|a| ShardId(s.index).to_string().as_str() > a))
             .collect();
         let has_more = shards.len() > limit;
@@ -271,16 +273,20 @@ impl StreamsService {
                 if after_filter.as_deref().is_some_and(|a| id.as_str() <= a) {
                     return false;
                 }
-                let open = s.closed_at_position.is_none();
+                if entry.expired(s, now) {
+                    return false;
+                }
+                // Open at time t: created by then and not closed before it.
+                let open_at = |t: u64| s.created_ms <= t && s.closed_ms.is_none_or(|c| c > t);
+                let from = |t: u64| s.closed_ms.is_none_or(|c| c > t);
+                let at = |t: u64| t.max(entry.rec.created_ms);
+                let ts = timestamp.map_or(now, |t| t.ms.max(0) as u64);
                 match filter_type {
-                    Some("AT_LATEST") => open,
-                    // Shards open at the trim horizon: all current ones until
-                    // resharding keeps closed shards around.
-                    Some("AT_TRIM_HORIZON") => open || s.created_ms <= horizon,
-                    Some("AT_TIMESTAMP") => {
-                        let ts = timestamp.map(|t| t.ms.max(0) as u64).unwrap_or(now);
-                        open || s.created_ms <= ts
-                    }
+                    Some("AT_LATEST") => s.closed_at_position.is_none(),
+                    Some("AT_TRIM_HORIZON") => open_at(at(horizon)),
+                    Some("FROM_TRIM_HORIZON") => from(at(horizon)),
+                    Some("AT_TIMESTAMP") => open_at(at(ts)),
+                    Some("FROM_TIMESTAMP") => from(at(ts)),
                     _ => true,
                 }
             })

@@ -81,6 +81,17 @@ impl StreamEntry {
     pub fn retention_ms(&self) -> u64 {
         u64::from(self.rec.retention_hours) * 3_600_000
     }
+
+    /// A closed shard disappears once its data is past retention.
+    pub fn expired(&self, shard: &runnel_catalog::ShardRecord, now_ms: u64) -> bool {
+        shard
+            .closed_ms
+            .is_some_and(|c| c.saturating_add(self.retention_ms()) <= now_ms)
+    }
+
+    pub fn shard(&self, index: u32) -> Option<&runnel_catalog::ShardRecord> {
+        self.rec.shards.iter().find(|s| s.index == index)
+    }
 }
 
 #[derive(Default)]
@@ -98,6 +109,10 @@ pub struct StreamsService {
     pub(crate) maps: RwLock<Maps>,
     /// Serialises control-plane changes (catalog write + map swap).
     pub(crate) control: Mutex<()>,
+    /// Per stream uid: writers hold it shared from routing until the append
+    /// is acknowledged; resharding holds it exclusively while it closes
+    /// shards, so no record lands in a shard after its ending position.
+    pub(crate) write_gates: Mutex<HashMap<u64, Arc<tokio::sync::RwLock<()>>>>,
 }
 
 impl StreamsService {
@@ -122,6 +137,7 @@ impl StreamsService {
             sealer,
             maps: RwLock::new(maps),
             control: Mutex::new(()),
+            write_gates: Mutex::default(),
         })
     }
 
@@ -262,10 +278,34 @@ impl StreamsService {
     }
 
     pub(crate) fn shard_id_of(&self, entry: &StreamEntry, shard_id: &str) -> Result<u32> {
+        let now = self.now_ms();
         ShardId::parse(shard_id)
             .map(|s| s.0)
-            .filter(|i| entry.rec.shards.iter().any(|s| s.index == *i))
+            .filter(|i| {
+                entry
+                    .rec
+                    .shards
+                    .iter()
+                    .any(|s| s.index == *i && !entry.expired(s, now))
+            })
             .ok_or_else(|| self.shard_not_found(&entry.rec.name, shard_id))
+    }
+
+    pub(crate) fn write_gate(&self, uid: u64) -> Arc<tokio::sync::RwLock<()>> {
+        self.write_gates.lock().entry(uid).or_default().clone()
+    }
+
+    /// Takes the stream's write gate (shared) and returns the snapshot that is
+    /// current under it: routing with it cannot race a reshard.
+    pub(crate) async fn enter_write(
+        &self,
+        uid: u64,
+        name: &str,
+    ) -> Result<(tokio::sync::OwnedRwLockReadGuard<()>, Arc<StreamEntry>)> {
+        let guard = self.write_gate(uid).read_owned().await;
+        let entry = self.lookup_uid(uid).ok_or_else(|| self.not_found(name))?;
+        self.writable(&entry)?;
+        Ok((guard, entry))
     }
 
     /// Background housekeeping: finishes deletions whose time has come and
@@ -301,6 +341,7 @@ impl StreamsService {
             maps.by_uid.remove(&entry.rec.uid);
             drop(maps);
             self.log.drop_stream(entry.rec.uid);
+            self.write_gates.lock().remove(&entry.rec.uid);
             tracing::info!(stream = %entry.rec.name, "stream deleted");
         }
         Ok(())
