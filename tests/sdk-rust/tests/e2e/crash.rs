@@ -28,7 +28,12 @@ const ROUNDS_COUNT: u32 = 3;
 /// How long producers run before the kill.
 const PRODUCE_BEFORE_KILL_MS: u64 = 1_500;
 const SHARDS_COUNT: i32 = 4;
+/// Bound on waiting for a request to be in flight before the kill.
+const KILL_WAIT_MS_MAX: u64 = 1_000;
 const FILLER_BYTES_MAX: u64 = 200;
+/// Pacing per producer, so the data volume (and the time and memory to
+/// verify it) stays bounded however fast the server gets.
+const PRODUCER_RECORDS_PER_SEC_MAX: u64 = 20_000;
 /// The whole test must finish well under a minute.
 const TEST_DURATION_MAX_MS: u64 = 50_000;
 
@@ -68,6 +73,7 @@ fn parse_payload(bytes: &[u8]) -> Option<RecordId> {
 
 #[derive(Default)]
 struct RoundStats {
+    in_flight: AtomicUsize,
     requests_ok: AtomicUsize,
     requests_failed: AtomicUsize,
     records_rejected: AtomicUsize,
@@ -84,7 +90,13 @@ async fn producer(
 ) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(u64::from(producer_id * 1000 + round));
     let mut counter: u64 = 0;
+    let started = Instant::now();
     while !stop.load(Ordering::Relaxed) {
+        let on_schedule_ms = counter * 1000 / PRODUCER_RECORDS_PER_SEC_MAX;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        if on_schedule_ms > elapsed_ms {
+            tokio::time::sleep(Duration::from_millis(on_schedule_ms - elapsed_ms)).await;
+        }
         let n = rng.gen_range(BATCH_RECORDS_MIN..=BATCH_RECORDS_MAX);
         let ids: Vec<RecordId> = (0..n as u64)
             .map(|i| (producer_id, round, counter + i))
@@ -100,13 +112,15 @@ async fn producer(
                     .expect("entry")
             })
             .collect();
-        match client
+        stats.in_flight.fetch_add(1, Ordering::SeqCst);
+        let result = client
             .put_records()
             .stream_name(&stream)
             .set_records(Some(entries))
             .send()
-            .await
-        {
+            .await;
+        stats.in_flight.fetch_sub(1, Ordering::SeqCst);
+        match result {
             Ok(out) => {
                 stats.requests_ok.fetch_add(1, Ordering::Relaxed);
                 assert_eq!(out.records().len(), ids.len(), "one result per record");
@@ -234,6 +248,12 @@ async fn kill9_during_put_records_loses_no_acked_record() {
             )));
         }
         tokio::time::sleep(Duration::from_millis(PRODUCE_BEFORE_KILL_MS)).await;
+        // Kill while at least one PutRecords is in flight.
+        let wait_deadline = Instant::now() + Duration::from_millis(KILL_WAIT_MS_MAX);
+        while stats.in_flight.load(Ordering::SeqCst) == 0 && Instant::now() < wait_deadline {
+            tokio::task::yield_now().await;
+        }
+        let in_flight_at_kill = stats.in_flight.load(Ordering::SeqCst);
         server.kill9().expect("kill -9");
         stop.store(true, Ordering::Relaxed);
         for task in tasks {
@@ -241,7 +261,7 @@ async fn kill9_during_put_records_loses_no_acked_record() {
         }
         let acked_now = acked.lock().unwrap().clone();
         eprintln!(
-            "crash round {round}: {} acked in total, requests ok {} failed {} (in flight at the kill or after), records rejected {}",
+            "crash round {round}: {} acked in total, {in_flight_at_kill} requests in flight at the kill, requests ok {} failed {}, records rejected {}",
             acked_now.len(),
             stats.requests_ok.load(Ordering::Relaxed),
             stats.requests_failed.load(Ordering::Relaxed),
