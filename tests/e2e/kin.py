@@ -100,6 +100,8 @@ class RunnelProcess:
                 "--data-dir", str(self.data_dir),
                 "--stream-transition-ms", str(self.transition_ms),
                 "--test-clock",
+                # Bulk tests are not about throttling; quota tests pass --quotas aws.
+                "--quotas", "off",
                 *self.extra_args,
             ]
             log = open(self.log_path, "ab")
@@ -176,7 +178,12 @@ def wait_reachable(endpoint: str) -> None:
             time.sleep(POLL_INTERVAL_S)
 
 
-def make_client(endpoint: str, validate: bool = True):
+def make_client(endpoint: str, validate: bool = True, retry_throttling: bool = True):
+    """boto3 client. With retry_throttling, botocore's standard retry mode retries
+    ProvisionedThroughputExceededException (runnel enforces per-shard rates as AWS
+    does) with its usual backoff; the crash test turns retries off so every
+    acknowledgement it counts comes from exactly one request."""
+    retries = {"mode": "standard", "total_max_attempts": 12} if retry_throttling else {"total_max_attempts": 1}
     return boto3.client(
         "kinesis",
         endpoint_url=endpoint,
@@ -184,7 +191,7 @@ def make_client(endpoint: str, validate: bool = True):
         aws_access_key_id="AKIDEXAMPLE",
         aws_secret_access_key="secret",
         config=Config(
-            retries={"total_max_attempts": 1},
+            retries=retries,
             parameter_validation=validate,
             connect_timeout=10,
             read_timeout=60,
@@ -343,3 +350,24 @@ def dir_bytes(path: Path) -> int:
             except OSError:
                 pass
     return total
+
+
+def put_all(client, name: str, entries: list[dict], attempts: int = 60) -> list[dict]:
+    """PutRecords, resending the entries the server throttled, until all are in.
+    Returns the per-entry results in the order of `entries`."""
+    results: list[dict | None] = [None] * len(entries)
+    pending = list(range(len(entries)))
+    for _ in range(attempts):
+        r = client.put_records(StreamName=name, Records=[entries[i] for i in pending])
+        retry = []
+        for i, res in zip(pending, r["Records"]):
+            if "ErrorCode" in res:
+                assert res["ErrorCode"] == "ProvisionedThroughputExceededException", res
+                retry.append(i)
+            else:
+                results[i] = res
+        pending = retry
+        if not pending:
+            return results  # type: ignore[return-value]
+        time.sleep(0.25)  # back off before resending throttled records (not a timing assertion)
+    raise AssertionError(f"{len(pending)} records still throttled after {attempts} attempts")

@@ -45,7 +45,7 @@ def test_kill_9_loses_no_acknowledged_record():
         stop = threading.Event()
 
         def writer(w: int) -> None:
-            c = kin.make_client(srv.endpoint)
+            c = kin.make_client(srv.endpoint, retry_throttling=False)
             for b in range(MAX_BATCHES_PER_WRITER):
                 if stop.is_set():
                     return
