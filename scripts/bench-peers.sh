@@ -256,7 +256,7 @@ print("|---|---|--:|--:|--:|--:|--:|--:|--:|---|---|")
 for peer in peers:
     runs = rows[peer]
     put = fig(runs, "put", "records_per_s")
-    ratio = "—" if put is None or not base else f"{put / base:.1f}×"
+    ratio = "—" if put is None or not base else (f"{put / base:.1f}×" if put >= base else f"{put / base:.2f}×")
     verified = "—" if not runs else ("yes" if all(r.get("get", {}).get("count_ok") and r["get"].get("order_violations") == 0 for r in runs) else "NO")
     st = status.get(peer, {})
     print(f"| {labels.get(peer, peer)} | {st.get('version') or '—'} | {fmt(put)} | {fmt(fig(runs, 'put', 'mb_per_s'), 2)} "
@@ -287,6 +287,9 @@ if [ "$WRITE_DOC" = 1 ]; then
     echo "runnel acknowledges a PutRecords only after its records are fsynced (group commit), the default"
     echo "durability. kinesalite, kinesis-local and ferrokinesis without \`--state-dir\` keep everything in memory;"
     echo "ferrokinesis with \`--state-dir\` writes a WAL (see its documentation for when it syncs)."
+    echo
+    echo "Spread between runs is large on a 2-core machine (the load generator competes with the server);"
+    echo "\\`bench-out/results/*.json\\` holds every run's figures, including p90/p99.9/max latency."
     echo
     echo "## Machine"
     echo
