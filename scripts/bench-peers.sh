@@ -289,7 +289,7 @@ if [ "$WRITE_DOC" = 1 ]; then
     echo "ferrokinesis with \`--state-dir\` writes a WAL (see its documentation for when it syncs)."
     echo
     echo "Spread between runs is large on a 2-core machine (the load generator competes with the server);"
-    echo "\\`bench-out/results/*.json\\` holds every run's figures, including p90/p99.9/max latency."
+    echo '`bench-out/results/*.json` holds every run'"'"'s figures, including p90/p99.9/max latency.'
     echo
     echo "## Machine"
     echo
