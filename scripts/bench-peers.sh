@@ -144,8 +144,8 @@ start_server() { # peer port datadir
   case "$peer" in
     runnel)
       [ "$runnel_ok" = 1 ] || return 1
-      cmd="target/release/runnel serve --addr 127.0.0.1:$port --data-dir $dir --stream-transition-ms 0"
-      setsid "$RUNNEL" serve --addr "127.0.0.1:$port" --data-dir "$dir" --stream-transition-ms 0 \
+      cmd="target/release/runnel serve --addr 127.0.0.1:$port --data-dir $dir --stream-transition-ms 0 --quotas off"
+      setsid "$RUNNEL" serve --addr "127.0.0.1:$port" --data-dir "$dir" --stream-transition-ms 0 --quotas off \
         >"$dir.log" 2>&1 &
       ;;
     kinesalite)

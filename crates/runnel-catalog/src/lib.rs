@@ -32,4 +32,7 @@ pub trait Catalog: Send + Sync + 'static {
     /// A 32-byte secret created on first use and kept forever (iterator and
     /// pagination-token MACs survive restarts).
     fn secret(&self, name: &str) -> Result<[u8; 32], CatalogError>;
+    /// Small account-level settings, stored as opaque bytes under a key.
+    fn setting(&self, key: &str) -> Result<Option<Vec<u8>>, CatalogError>;
+    fn put_setting(&self, key: &str, value: &[u8]) -> Result<(), CatalogError>;
 }

@@ -56,6 +56,9 @@ pub struct StreamRecord {
     pub max_record_size_kib: u32,
     #[serde(default)]
     pub shard_level_metrics: Vec<String>,
+    /// On-demand warm throughput target (UpdateStreamWarmThroughput).
+    #[serde(default)]
+    pub warm_throughput_mibps: Option<u32>,
 }
 
 fn default_max_record_size_kib() -> u32 {

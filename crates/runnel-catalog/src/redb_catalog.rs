@@ -92,6 +92,24 @@ impl Catalog for RedbCatalog {
         Ok(uid)
     }
 
+    fn setting(&self, key: &str) -> Result<Option<Vec<u8>>, CatalogError> {
+        let key = format!("setting/{key}");
+        let tx = self.db.begin_read().map_err(storage)?;
+        let table = tx.open_table(META).map_err(storage)?;
+        let value = table.get(key.as_str()).map_err(storage)?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
+    fn put_setting(&self, key: &str, value: &[u8]) -> Result<(), CatalogError> {
+        let key = format!("setting/{key}");
+        let tx = self.db.begin_write().map_err(storage)?;
+        {
+            let mut table = tx.open_table(META).map_err(storage)?;
+            table.insert(key.as_str(), value).map_err(storage)?;
+        }
+        tx.commit().map_err(storage)
+    }
+
     fn secret(&self, name: &str) -> Result<[u8; 32], CatalogError> {
         let key = format!("secret/{name}");
         {
@@ -152,6 +170,7 @@ mod tests {
             tags: Default::default(),
             max_record_size_kib: 1024,
             shard_level_metrics: vec![],
+            warm_throughput_mibps: None,
         }
     }
 
@@ -170,6 +189,7 @@ mod tests {
             c.delete_stream("c").unwrap();
             secret = c.secret("iterators").unwrap();
             assert_eq!(c.secret("iterators").unwrap(), secret);
+            c.put_setting("a", b"1").unwrap();
         }
         let c = RedbCatalog::open(&path).unwrap();
         let names: Vec<_> = c
@@ -181,5 +201,7 @@ mod tests {
         assert_eq!(names, vec!["a", "b"]);
         assert_eq!(c.next_stream_uid().unwrap(), 3, "uids are never reused");
         assert_eq!(c.secret("iterators").unwrap(), secret);
+        assert_eq!(c.setting("a").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(c.setting("b").unwrap(), None);
     }
 }

@@ -45,6 +45,11 @@ pub struct ServerConfig {
     pub retention_check_ms: u64,
     pub account_shards_max: u32,
     pub on_demand_streams_max: u32,
+    /// Per-shard throughput quotas: "aws" (AWS's rates), "off", or a multiplier
+    /// of AWS's rates such as "2.5". A stream tag `runnel:quotas` overrides it.
+    pub quotas: String,
+    /// How often on-demand streams are checked for scaling.
+    pub on_demand_scale_check_ms: u64,
     /// Enables `/_runnel/test/*` (clock control). Never in production.
     pub test_clock: bool,
     /// Largest request body accepted, checked before it is read.
@@ -65,6 +70,8 @@ impl Default for ServerConfig {
             retention_check_ms: 60_000,
             account_shards_max: runnel_types::limits::ACCOUNT_SHARDS_MAX_DEFAULT,
             on_demand_streams_max: runnel_types::limits::ON_DEMAND_STREAM_COUNT_MAX_DEFAULT,
+            quotas: "aws".into(),
+            on_demand_scale_check_ms: 60_000,
             test_clock: false,
             request_body_bytes_max: runnel_types::limits::REQUEST_BODY_BYTES_MAX,
             log_json: false,
@@ -124,6 +131,12 @@ impl ServerConfig {
         if self.request_body_bytes_max < 1024 * 1024 {
             return Err(ConfigError::Invalid(
                 "request_body_bytes_max must be at least 1 MiB".into(),
+            ));
+        }
+        runnel_streams::quota::parse_setting(&self.quotas).map_err(ConfigError::Invalid)?;
+        if self.on_demand_scale_check_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "on_demand_scale_check_ms must be positive".into(),
             ));
         }
         if self.retention_check_ms == 0 {

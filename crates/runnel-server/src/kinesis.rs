@@ -71,6 +71,16 @@ pub async fn dispatch(
         "SplitShard" => sync_op!(svc, encoding, body, split_shard),
         "MergeShards" => sync_op!(svc, encoding, body, merge_shards),
         "UpdateShardCount" => sync_op!(svc, encoding, body, update_shard_count),
+        "UpdateStreamMode" => sync_op!(svc, encoding, body, update_stream_mode),
+        "UpdateStreamWarmThroughput" => {
+            sync_op!(svc, encoding, body, update_stream_warm_throughput)
+        }
+        "UpdateMaxRecordSize" => sync_op!(svc, encoding, body, update_max_record_size),
+        "UpdateAccountSettings" => sync_op!(svc, encoding, body, update_account_settings),
+        "DescribeAccountSettings" => {
+            let out = blocking(svc, |s| s.describe_account_settings()).await?;
+            Ok(encode(encoding, &out))
+        }
         "DescribeLimits" => {
             // Validate that the body is a structure, like every operation.
             let _: serde_json::Value = match encoding {

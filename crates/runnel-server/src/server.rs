@@ -60,6 +60,8 @@ impl Server {
             stream_transition_ms: config.stream_transition_ms,
             account_shards_max: config.account_shards_max,
             on_demand_streams_max: config.on_demand_streams_max,
+            quotas: runnel_streams::quota::parse_setting(&config.quotas)
+                .map_err(anyhow::Error::msg)?,
         };
         let streams = StreamsService::new(streams_config, clock, Arc::new(catalog), Arc::new(log))
             .map_err(|e| anyhow::anyhow!("cannot load streams: {e}"))?;
@@ -141,9 +143,20 @@ async fn housekeeping(streams: Arc<StreamsService>, config: ServerConfig) {
     let tick = Duration::from_millis(config.stream_transition_ms.clamp(10, 1000));
     let retention_every = Duration::from_millis(config.retention_check_ms);
     let mut last_retention = tokio::time::Instant::now();
+    let scale_every = Duration::from_millis(config.on_demand_scale_check_ms);
+    let mut last_scale = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(tick).await;
         let svc = streams.clone();
+        if last_scale.elapsed() >= scale_every {
+            last_scale = tokio::time::Instant::now();
+            let svc = streams.clone();
+            match tokio::task::spawn_blocking(move || svc.scale_on_demand()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "on-demand scaling failed"),
+                Err(e) => tracing::warn!(error = %e, "on-demand scaling task failed"),
+            }
+        }
         let run_retention = last_retention.elapsed() >= retention_every;
         let result = tokio::task::spawn_blocking(move || {
             if run_retention {

@@ -158,6 +158,8 @@ pub struct StreamDescriptionSummary {
     pub consumer_count: u32,
     #[serde(rename = "MaxRecordSizeInKiB")]
     pub max_record_size_in_kib: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warm_throughput: Option<WarmThroughputOut>,
 }
 
 #[derive(Debug, Serialize)]
@@ -472,3 +474,86 @@ pub struct UpdateShardCountOutput {
 }
 
 stream_addressed!(SplitShardInput, MergeShardsInput, UpdateShardCountInput);
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateStreamModeInput {
+    #[serde(rename = "StreamARN")]
+    pub stream_arn: Option<String>,
+    pub stream_mode_details: Option<StreamModeDetails>,
+    pub warm_throughput_mi_bps: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateStreamWarmThroughputInput {
+    pub stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    pub stream_arn: Option<String>,
+    pub warm_throughput_mi_bps: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WarmThroughputOut {
+    pub target_mi_bps: u32,
+    pub current_mi_bps: u32,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateStreamWarmThroughputOutput {
+    #[serde(rename = "StreamARN")]
+    pub stream_arn: String,
+    pub stream_name: String,
+    pub warm_throughput: WarmThroughputOut,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateMaxRecordSizeInput {
+    #[serde(rename = "StreamARN")]
+    pub stream_arn: Option<String>,
+    #[serde(rename = "MaxRecordSizeInKiB")]
+    pub max_record_size_in_kib: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CommitmentIn {
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateAccountSettingsInput {
+    pub minimum_throughput_billing_commitment: Option<CommitmentIn>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CommitmentOut {
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AccountSettingsOutput {
+    pub minimum_throughput_billing_commitment: CommitmentOut,
+}
+
+/// UpdateStreamMode and UpdateMaxRecordSize name the stream by ARN only.
+pub struct ArnOnly<'a>(pub Option<&'a str>);
+
+impl StreamAddressed for ArnOnly<'_> {
+    fn stream_name(&self) -> Option<&str> {
+        None
+    }
+    fn stream_arn(&self) -> Option<&str> {
+        self.0
+    }
+}
+
+stream_addressed!(UpdateStreamWarmThroughputInput);

@@ -124,6 +124,10 @@ impl StreamsService {
                 .map(|k| k as u32)
                 .unwrap_or(1024),
             shard_level_metrics: Vec::new(),
+            warm_throughput_mibps: input
+                .warm_throughput_mi_bps
+                .filter(|_| mode == StreamMode::OnDemand)
+                .map(|w| w.clamp(0, i64::from(u32::MAX)) as u32),
         };
         self.commit(rec)?;
         tracing::info!(stream = %name, shards = shard_count, mode = mode_name(mode), "stream created");
@@ -243,6 +247,10 @@ impl StreamsService {
                 open_shard_count: entry.routes.len() as u32,
                 consumer_count: 0,
                 max_record_size_in_kib: rec.max_record_size_kib,
+                warm_throughput: (rec.mode == StreamMode::OnDemand).then(|| WarmThroughputOut {
+                    target_mi_bps: rec.warm_throughput_mibps.unwrap_or(0),
+                    current_mi_bps: self.capacity_mibps(&entry),
+                }),
             },
         })
     }

@@ -78,6 +78,15 @@ impl StreamsService {
         let pk = input.partition_key.unwrap_or_default();
         let index = self.route(&entry, &pk, input.explicit_hash_key.as_deref())?;
         let key = entry.shard_key(index);
+        let admitted = self
+            .quotas
+            .writes(self.quota_of(&entry), self.now_ms())
+            .admit(key, data.0.len() + pk.len());
+        if !admitted {
+            return Err(StreamsError::ProvisionedThroughputExceeded(
+                self.rate_exceeded(&entry, index),
+            ));
+        }
         let acks = self
             .log
             .append(vec![(
@@ -158,49 +167,86 @@ impl StreamsService {
         self.writable(&entry)?;
         let (_gate, entry) = self.enter_write(entry.rec.uid, &entry.rec.name).await?;
 
-        // Group by shard, keeping each record's place for the response.
-        let mut placement: Vec<(usize, usize)> = Vec::with_capacity(records.len());
+        // Group by shard, keeping each record's place for the response;
+        // records over their shard's quota fail alone, as AWS's do.
+        let setting = self.quota_of(&entry);
+        let mut placement: Vec<std::result::Result<(usize, usize), u32>> =
+            Vec::with_capacity(records.len());
         let mut groups: Vec<(ShardKey, Vec<RecordIn>)> = Vec::new();
         let mut slot_of_shard: Vec<(u32, usize)> = Vec::new();
-        for r in records {
-            let pk = r.partition_key.unwrap_or_default();
-            let index = self.route(&entry, &pk, r.explicit_hash_key.as_deref())?;
-            let slot = match slot_of_shard.iter().find(|(s, _)| *s == index) {
-                Some((_, slot)) => *slot,
-                None => {
-                    groups.push((entry.shard_key(index), Vec::new()));
-                    slot_of_shard.push((index, groups.len() - 1));
-                    groups.len() - 1
+        // A block, so the admission lock is surely released before awaiting.
+        {
+            let mut admission = self.quotas.writes(setting, self.now_ms());
+            for r in records {
+                let pk = r.partition_key.unwrap_or_default();
+                let index = self.route(&entry, &pk, r.explicit_hash_key.as_deref())?;
+                let data = r.data.unwrap_or_default().0;
+                if !admission.admit(entry.shard_key(index), data.len() + pk.len()) {
+                    placement.push(Err(index));
+                    continue;
                 }
-            };
-            placement.push((slot, groups[slot].1.len()));
-            groups[slot].1.push(RecordIn {
-                partition_key: pk,
-                data: Bytes::from(r.data.unwrap_or_default().0),
-            });
+                let slot = match slot_of_shard.iter().find(|(s, _)| *s == index) {
+                    Some((_, slot)) => *slot,
+                    None => {
+                        groups.push((entry.shard_key(index), Vec::new()));
+                        slot_of_shard.push((index, groups.len() - 1));
+                        groups.len() - 1
+                    }
+                };
+                placement.push(Ok((slot, groups[slot].1.len())));
+                groups[slot].1.push(RecordIn {
+                    partition_key: pk,
+                    data: Bytes::from(data),
+                });
+            }
         }
         let shard_of_slot: Vec<u32> = groups.iter().map(|(k, _)| k.shard_index).collect();
-        let acks = self.log.append(groups).await?;
+        let acks = if groups.is_empty() {
+            Vec::new()
+        } else {
+            self.log.append(groups).await?
+        };
+        let mut failed = 0u32;
         let results = placement
             .into_iter()
-            .map(|(slot, offset)| {
-                let index = shard_of_slot[slot];
-                let position = acks[slot].first_position + offset as u64;
-                PutRecordsResultEntry {
-                    sequence_number: Some(
-                        SequenceNumber::new(entry.epoch, index, position).to_string(),
-                    ),
-                    shard_id: Some(ShardId(index).to_string()),
-                    error_code: None,
-                    error_message: None,
+            .map(|placed| match placed {
+                Ok((slot, offset)) => {
+                    let index = shard_of_slot[slot];
+                    let position = acks[slot].first_position + offset as u64;
+                    PutRecordsResultEntry {
+                        sequence_number: Some(
+                            SequenceNumber::new(entry.epoch, index, position).to_string(),
+                        ),
+                        shard_id: Some(ShardId(index).to_string()),
+                        error_code: None,
+                        error_message: None,
+                    }
+                }
+                Err(index) => {
+                    failed += 1;
+                    PutRecordsResultEntry {
+                        sequence_number: None,
+                        shard_id: None,
+                        error_code: Some("ProvisionedThroughputExceededException"),
+                        error_message: Some(self.rate_exceeded(&entry, index)),
+                    }
                 }
             })
             .collect();
         Ok(PutRecordsOutput {
-            failed_record_count: 0,
+            failed_record_count: failed,
             records: results,
             encryption_type: "NONE",
         })
+    }
+
+    fn rate_exceeded(&self, entry: &StreamEntry, index: u32) -> String {
+        format!(
+            "Rate exceeded for shard {} in stream {} under account {}.",
+            ShardId(index),
+            entry.rec.name,
+            self.cfg.account_id
+        )
     }
 
     pub fn get_shard_iterator(
@@ -349,6 +395,12 @@ impl StreamsService {
             })?;
         let closed_at = shard.closed_at_position;
         let key = entry.shard_key(pos.shard_index);
+        let setting = self.quota_of(&entry);
+        if !self.quotas.admit_read(key, setting, now) {
+            return Err(StreamsError::ProvisionedThroughputExceeded(
+                self.rate_exceeded(&entry, pos.shard_index),
+            ));
+        }
         let limit = input
             .limit
             .map(|l| l as usize)
@@ -361,6 +413,12 @@ impl StreamsService {
             GET_RECORDS_RESPONSE_BYTES_MAX,
             horizon,
         )?;
+        let returned: usize = out
+            .records
+            .iter()
+            .map(|r| r.data.len() + r.partition_key.len())
+            .sum();
+        self.quotas.charge_read(key, setting, returned);
         let end = self.log.end_position(key);
         let millis_behind_latest = if out.next_position >= end {
             0

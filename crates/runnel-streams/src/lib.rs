@@ -10,10 +10,12 @@
 //! (it awaits the log's group commit); reads are synchronous page-cache reads.
 
 pub mod api;
+mod capacity;
 mod control;
 mod data;
 pub mod error;
 mod listing;
+pub mod quota;
 mod reshard;
 mod service;
 mod tags;

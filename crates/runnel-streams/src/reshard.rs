@@ -16,7 +16,7 @@ use crate::validate::Violations;
 
 /// One step of a reshard plan, applied to a copy of the stream record.
 #[derive(Debug, Clone, Copy)]
-enum Step {
+pub(crate) enum Step {
     Split { index: u32, at: u128 },
     Merge { index: u32, adjacent: u32 },
 }
@@ -196,7 +196,7 @@ impl StreamsService {
     }
 
     /// Runs a plan under the stream's exclusive write gate and commits it.
-    fn apply(&self, entry: &StreamEntry, plan: &[Step]) -> Result<()> {
+    pub(crate) fn apply(&self, entry: &StreamEntry, plan: &[Step]) -> Result<()> {
         let _control = self.control.lock();
         let gate = self.write_gate(entry.rec.uid);
         let _writers = gate.blocking_write();
@@ -418,6 +418,7 @@ mod tests {
             tags: Default::default(),
             max_record_size_kib: 1024,
             shard_level_metrics: vec![],
+            warm_throughput_mibps: None,
         })
     }
 

@@ -19,6 +19,8 @@ pub struct StreamsConfig {
     pub stream_transition_ms: u64,
     pub account_shards_max: u32,
     pub on_demand_streams_max: u32,
+    /// Per-shard throughput quotas: `None` off, `Some(m)` AWS's rates × m.
+    pub quotas: crate::quota::QuotaSetting,
 }
 
 impl Default for StreamsConfig {
@@ -29,6 +31,7 @@ impl Default for StreamsConfig {
             stream_transition_ms: 500,
             account_shards_max: runnel_types::limits::ACCOUNT_SHARDS_MAX_DEFAULT,
             on_demand_streams_max: runnel_types::limits::ON_DEMAND_STREAM_COUNT_MAX_DEFAULT,
+            quotas: Some(1.0),
         }
     }
 }
@@ -113,6 +116,8 @@ pub struct StreamsService {
     /// is acknowledged; resharding holds it exclusively while it closes
     /// shards, so no record lands in a shard after its ending position.
     pub(crate) write_gates: Mutex<HashMap<u64, Arc<tokio::sync::RwLock<()>>>>,
+    pub(crate) quotas: crate::quota::Quotas,
+    pub(crate) scaling: Mutex<HashMap<u64, crate::capacity::ScaleState>>,
 }
 
 impl StreamsService {
@@ -138,6 +143,8 @@ impl StreamsService {
             maps: RwLock::new(maps),
             control: Mutex::new(()),
             write_gates: Mutex::default(),
+            quotas: crate::quota::Quotas::default(),
+            scaling: Mutex::default(),
         })
     }
 
@@ -291,6 +298,16 @@ impl StreamsService {
             .ok_or_else(|| self.shard_not_found(&entry.rec.name, shard_id))
     }
 
+    /// The quota setting of a stream: its `runnel:quotas` tag, else the server's.
+    pub(crate) fn quota_of(&self, entry: &StreamEntry) -> crate::quota::QuotaSetting {
+        entry
+            .rec
+            .tags
+            .get(crate::quota::QUOTA_TAG)
+            .and_then(|t| crate::quota::parse_setting(t).ok())
+            .unwrap_or(self.cfg.quotas)
+    }
+
     pub(crate) fn write_gate(&self, uid: u64) -> Arc<tokio::sync::RwLock<()>> {
         self.write_gates.lock().entry(uid).or_default().clone()
     }
@@ -342,6 +359,7 @@ impl StreamsService {
             drop(maps);
             self.log.drop_stream(entry.rec.uid);
             self.write_gates.lock().remove(&entry.rec.uid);
+            self.quotas.forget_stream(entry.rec.uid);
             tracing::info!(stream = %entry.rec.name, "stream deleted");
         }
         Ok(())

@@ -67,6 +67,9 @@ pub struct TestServerOptions {
     pub segment_bytes: Option<u64>,
     /// `--durability`, if set (the server's default is fsync).
     pub durability: Option<Durability>,
+    /// `--quotas`: per-shard throughput quotas. Tests default to `off` so that
+    /// bulk traffic is not throttled; quota tests set `aws`.
+    pub quotas: Option<String>,
     /// Extra arguments appended after the ones above.
     pub extra_args: Vec<String>,
     /// Bound on waiting for `/health`.
@@ -83,6 +86,7 @@ impl Default for TestServerOptions {
             test_clock: true,
             segment_bytes: None,
             durability: None,
+            quotas: Some("off".to_string()),
             extra_args: Vec::new(),
             startup_timeout: Duration::from_millis(STARTUP_TIMEOUT_DEFAULT_MS),
             bin: None,
@@ -264,6 +268,10 @@ impl TestServer {
         if let Some(durability) = self.opts.durability {
             args.push("--durability".to_string());
             args.push(durability.as_flag().to_string());
+        }
+        if let Some(quotas) = &self.opts.quotas {
+            args.push("--quotas".to_string());
+            args.push(quotas.clone());
         }
         args.extend(self.opts.extra_args.iter().cloned());
         args

@@ -28,6 +28,7 @@ enum Command {
 
 /// Flags and `RUNNEL_*` environment variables override the config file.
 #[derive(Args)]
+#[command(args_override_self = true)]
 struct ServeArgs {
     /// TOML config file (see runnel.toml in the repository for every setting).
     #[arg(long, env = "RUNNEL_CONFIG")]
@@ -59,6 +60,12 @@ struct ServeArgs {
     /// Shard quota of the account [default: 500]
     #[arg(long, env = "RUNNEL_ACCOUNT_SHARDS_MAX")]
     account_shards_max: Option<u32>,
+    /// Per-shard throughput quotas: aws (default), off, or a multiplier of AWS's rates
+    #[arg(long, env = "RUNNEL_QUOTAS")]
+    quotas: Option<String>,
+    /// How often on-demand streams are checked for scaling, in ms [default: 60000]
+    #[arg(long, env = "RUNNEL_ON_DEMAND_SCALE_CHECK_MS")]
+    on_demand_scale_check_ms: Option<u64>,
     /// Enable /_runnel/test/* hooks that move the server clock (tests only)
     #[arg(long, env = "RUNNEL_TEST_CLOCK")]
     test_clock: bool,
@@ -99,6 +106,12 @@ impl ServeArgs {
         }
         if let Some(v) = self.account_shards_max {
             c.account_shards_max = v;
+        }
+        if let Some(v) = self.quotas {
+            c.quotas = v;
+        }
+        if let Some(v) = self.on_demand_scale_check_ms {
+            c.on_demand_scale_check_ms = v;
         }
         c.test_clock |= self.test_clock;
         c.log_json |= self.log_json;
