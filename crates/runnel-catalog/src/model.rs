@@ -59,6 +59,19 @@ pub struct StreamRecord {
     /// On-demand warm throughput target (UpdateStreamWarmThroughput).
     #[serde(default)]
     pub warm_throughput_mibps: Option<u32>,
+    /// Enhanced fan-out consumers registered on the stream.
+    #[serde(default)]
+    pub consumers: Vec<ConsumerRecord>,
+}
+
+/// A registered stream consumer (enhanced fan-out). Its ARN is
+/// `<stream ARN>/consumer/<name>:<creation epoch seconds>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerRecord {
+    pub name: String,
+    pub created_ms: u64,
+    pub state: StreamState,
+    pub state_since_ms: u64,
 }
 
 fn default_max_record_size_kib() -> u32 {

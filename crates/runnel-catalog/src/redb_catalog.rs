@@ -171,6 +171,7 @@ mod tests {
             max_record_size_kib: 1024,
             shard_level_metrics: vec![],
             warm_throughput_mibps: None,
+            consumers: vec![],
         }
     }
 

@@ -8,6 +8,7 @@
 
 pub mod codec;
 pub mod error;
+pub mod eventstream;
 pub mod sigv4;
 pub mod target;
 

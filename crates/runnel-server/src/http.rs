@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use runnel_protocol::sigv4::parse_authorization;
 use runnel_protocol::target::{split_target, KINESIS_TARGET_PREFIX};
@@ -22,16 +23,20 @@ pub struct AppState {
     pub test_clock: Option<ManualClock>,
 }
 
-pub type HttpResponse = Response<Full<Bytes>>;
+pub type HttpResponse = Response<BoxBody<Bytes, std::convert::Infallible>>;
+
+pub(crate) fn full(bytes: impl Into<Bytes>) -> BoxBody<Bytes, std::convert::Infallible> {
+    Full::new(bytes.into()).boxed()
+}
 
 fn plain(status: StatusCode, body: &'static str) -> HttpResponse {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut r = Response::new(full(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
     r
 }
 
 fn json(status: StatusCode, value: serde_json::Value) -> HttpResponse {
-    let mut r = Response::new(Full::new(Bytes::from(value.to_string())));
+    let mut r = Response::new(full(value.to_string()));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -53,13 +58,13 @@ fn request_id() -> String {
     )
 }
 
-fn aws_response(
+pub(crate) fn aws_response(
     encoding: Encoding,
     status: StatusCode,
     body: Vec<u8>,
     error_type: Option<&str>,
 ) -> HttpResponse {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(full(body));
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(
@@ -75,7 +80,7 @@ fn aws_response(
     r
 }
 
-fn error_response(encoding: Encoding, e: &FrontDoorError) -> HttpResponse {
+pub(crate) fn error_response(encoding: Encoding, e: &FrontDoorError) -> HttpResponse {
     let (error_type, status) = e.aws();
     let message = e.to_string();
     if status.is_server_error() {
@@ -151,6 +156,9 @@ async fn aws_request(state: &AppState, req: Request<Incoming>) -> HttpResponse {
             return error_response(encoding, &e);
         }
     };
+    if operation == "SubscribeToShard" {
+        return crate::subscribe::subscribe_to_shard(&state.streams, encoding, body).await;
+    }
     match crate::kinesis::dispatch(&state.streams, &operation, encoding, body).await {
         Ok(out) => aws_response(encoding, StatusCode::OK, out, None),
         Err(e) => error_response(encoding, &e),

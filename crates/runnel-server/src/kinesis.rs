@@ -81,6 +81,10 @@ pub async fn dispatch(
             let out = blocking(svc, |s| s.describe_account_settings()).await?;
             Ok(encode(encoding, &out))
         }
+        "RegisterStreamConsumer" => sync_op!(svc, encoding, body, register_stream_consumer),
+        "DescribeStreamConsumer" => sync_op!(svc, encoding, body, describe_stream_consumer),
+        "ListStreamConsumers" => sync_op!(svc, encoding, body, list_stream_consumers),
+        "DeregisterStreamConsumer" => sync_op!(svc, encoding, body, deregister_stream_consumer),
         "DescribeLimits" => {
             // Validate that the body is a structure, like every operation.
             let _: serde_json::Value = match encoding {

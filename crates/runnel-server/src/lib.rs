@@ -12,6 +12,7 @@ pub mod errors;
 pub mod http;
 pub mod kinesis;
 pub mod server;
+pub mod subscribe;
 
 pub use config::{Durability, ServerConfig};
 pub use server::Server;

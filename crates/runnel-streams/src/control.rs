@@ -128,6 +128,7 @@ impl StreamsService {
                 .warm_throughput_mi_bps
                 .filter(|_| mode == StreamMode::OnDemand)
                 .map(|w| w.clamp(0, i64::from(u32::MAX)) as u32),
+            consumers: Vec::new(),
         };
         self.commit(rec)?;
         tracing::info!(stream = %name, shards = shard_count, mode = mode_name(mode), "stream created");
@@ -157,8 +158,13 @@ impl StreamsService {
                 return Err(self.not_active(&entry.rec))
             }
         }
-        // Consumers (enhanced fan-out) do not exist yet, so
-        // EnforceConsumerDeletion has nothing to enforce.
+        if self.has_live_consumers(&entry) && input.enforce_consumer_deletion != Some(true) {
+            return Err(StreamsError::ResourceInUse(format!(
+                "Stream {} under account {} has registered consumers. Deregister them or set EnforceConsumerDeletion to true.",
+                entry.rec.name, self.cfg.account_id
+            )));
+        }
+        self.fanout.end_stream(entry.rec.uid);
         let mut rec = entry.rec.clone();
         rec.state = StreamState::Deleting;
         rec.state_since_ms = self.now_ms();

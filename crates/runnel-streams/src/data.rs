@@ -87,23 +87,24 @@ impl StreamsService {
                 self.rate_exceeded(&entry, index),
             ));
         }
-        let acks = self
-            .log
-            .append(vec![(
-                key,
-                vec![RecordIn {
-                    partition_key: pk,
-                    data: Bytes::from(data.0),
-                }],
-            )])
-            .await?;
+        let groups = vec![(
+            key,
+            vec![RecordIn {
+                partition_key: pk,
+                data: Bytes::from(data.0),
+            }],
+        )];
+        let pushed = self.fanout.listening(entry.rec.uid).then(|| groups.clone());
+        let acks = self.log.append(groups).await?;
+        if let Some(pushed) = pushed {
+            self.publish(pushed, &acks);
+        }
         let ack = acks
             .first()
             .ok_or_else(|| StreamsError::Internal("Internal service failure.".into()))?;
         Ok(PutRecordOutput {
             shard_id: ShardId(index).to_string(),
-            sequence_number: SequenceNumber::new(entry.epoch, index, ack.first_position)
-                .to_string(),
+            sequence_number: entry.seq_at(index, ack.first_position).to_string(),
             encryption_type: "NONE",
         })
     }
@@ -201,11 +202,15 @@ impl StreamsService {
             }
         }
         let shard_of_slot: Vec<u32> = groups.iter().map(|(k, _)| k.shard_index).collect();
+        let pushed = self.fanout.listening(entry.rec.uid).then(|| groups.clone());
         let acks = if groups.is_empty() {
             Vec::new()
         } else {
             self.log.append(groups).await?
         };
+        if let Some(pushed) = pushed {
+            self.publish(pushed, &acks);
+        }
         let mut failed = 0u32;
         let results = placement
             .into_iter()
@@ -214,9 +219,7 @@ impl StreamsService {
                     let index = shard_of_slot[slot];
                     let position = acks[slot].first_position + offset as u64;
                     PutRecordsResultEntry {
-                        sequence_number: Some(
-                            SequenceNumber::new(entry.epoch, index, position).to_string(),
-                        ),
+                        sequence_number: Some(entry.seq_at(index, position).to_string()),
                         shard_id: Some(ShardId(index).to_string()),
                         error_code: None,
                         error_message: None,
@@ -240,6 +243,23 @@ impl StreamsService {
         })
     }
 
+    /// Hands committed records to live SubscribeToShard subscriptions.
+    fn publish(&self, groups: Vec<(ShardKey, Vec<RecordIn>)>, acks: &[runnel_log::AppendAck]) {
+        for ((key, records), ack) in groups.into_iter().zip(acks) {
+            self.fanout.publish(
+                key,
+                crate::fanout::PushedBatch {
+                    first_position: ack.first_position,
+                    timestamp_ms: ack.timestamp_ms,
+                    records: records
+                        .into_iter()
+                        .map(|r| (r.partition_key, r.data))
+                        .collect(),
+                },
+            );
+        }
+    }
+
     fn rate_exceeded(&self, entry: &StreamEntry, index: u32) -> String {
         format!(
             "Rate exceeded for shard {} in stream {} under account {}.",
@@ -253,6 +273,23 @@ impl StreamsService {
         &self,
         input: GetShardIteratorInput,
     ) -> Result<GetShardIteratorOutput> {
+        let (entry, index, position) = self.iterator_start(input)?;
+        let iterator = IteratorPos {
+            stream_uid: entry.rec.uid,
+            shard_index: index,
+            position,
+        };
+        Ok(GetShardIteratorOutput {
+            shard_iterator: iterator.encode(&self.sealer, self.now_ms()),
+        })
+    }
+
+    /// The log position a GetShardIterator-style request starts at.
+    pub(crate) fn start_position(&self, input: GetShardIteratorInput) -> Result<u64> {
+        self.iterator_start(input).map(|(_, _, p)| p)
+    }
+
+    fn iterator_start(&self, input: GetShardIteratorInput) -> Result<(Arc<StreamEntry>, u32, u64)> {
         let mut v = Violations::new();
         v.required("shardId", &input.shard_id);
         v.required("shardIteratorType", &input.shard_iterator_type);
@@ -301,25 +338,20 @@ impl StreamsService {
                         "Must specify StartingSequenceNumber for ShardIteratorType {kind}."
                     ))
                 })?;
-                let position = self.position_of(&entry, index, shard_id, seq)?;
+                // Field f names the record at log position f - 1 (0: before
+                // the first record), so AT starts at f - 1 and AFTER at f.
+                let field = self.position_of(&entry, index, shard_id, seq)?;
                 if kind == "AFTER_SEQUENCE_NUMBER" {
-                    position + 1
+                    field
                 } else {
-                    position
+                    field.saturating_sub(1)
                 }
             }
         };
-        let iterator = IteratorPos {
-            stream_uid: entry.rec.uid,
-            shard_index: index,
-            position,
-        };
-        Ok(GetShardIteratorOutput {
-            shard_iterator: iterator.encode(&self.sealer, now),
-        })
+        Ok((entry, index, position))
     }
 
-    /// The log position a client's sequence number names in this shard.
+    /// The position field of a client's sequence number in this shard.
     fn position_of(
         &self,
         entry: &StreamEntry,
@@ -344,7 +376,7 @@ impl StreamsService {
                 ShardId(index)
             )));
         }
-        if parsed.position() > self.log.end_position(entry.shard_key(index)) {
+        if parsed.position() > self.log.end_position(entry.shard_key(index)) + 1 {
             return Err(invalid());
         }
         Ok(parsed.position())
@@ -430,8 +462,7 @@ impl StreamsService {
             .records
             .into_iter()
             .map(|r| RecordOut {
-                sequence_number: SequenceNumber::new(entry.epoch, pos.shard_index, r.position)
-                    .to_string(),
+                sequence_number: entry.seq_at(pos.shard_index, r.position).to_string(),
                 approximate_arrival_timestamp: Timestamp::from_ms(r.timestamp_ms),
                 data: Blob(r.data.to_vec()),
                 partition_key: r.partition_key,

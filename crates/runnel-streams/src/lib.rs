@@ -11,13 +11,16 @@
 
 pub mod api;
 mod capacity;
+mod consumers;
 mod control;
 mod data;
 pub mod error;
+pub mod fanout;
 mod listing;
 pub mod quota;
 mod reshard;
 mod service;
+mod subscribe;
 mod tags;
 mod timefmt;
 pub mod token;
@@ -25,3 +28,4 @@ pub mod validate;
 
 pub use error::StreamsError;
 pub use service::{StreamsConfig, StreamsService};
+pub use subscribe::Subscription;

@@ -30,7 +30,8 @@ impl StreamsService {
             },
             sequence_number_range: SequenceNumberRangeOut {
                 starting_sequence_number: seq(s.starting_position),
-                ending_sequence_number: s.closed_at_position.map(|p| seq(p.saturating_sub(1))),
+                // The last record sits at position p - 1, whose field is p.
+                ending_sequence_number: s.closed_at_position.map(seq),
             },
         }
     }

@@ -74,6 +74,14 @@ impl StreamEntry {
         (start <= key && key <= end).then_some(index)
     }
 
+    /// The sequence number of the record at log `position`: its position
+    /// field is `position + 1`, because field 0 means "before the first
+    /// record" (a shard's StartingSequenceNumber), which AFTER_SEQUENCE_NUMBER
+    /// and SubscribeToShard continuations need to be able to name.
+    pub fn seq_at(&self, index: u32, position: u64) -> SequenceNumber {
+        SequenceNumber::new(self.epoch, index, position + 1)
+    }
+
     pub fn shard_key(&self, index: u32) -> ShardKey {
         ShardKey {
             stream_uid: self.rec.uid,
@@ -118,6 +126,7 @@ pub struct StreamsService {
     pub(crate) write_gates: Mutex<HashMap<u64, Arc<tokio::sync::RwLock<()>>>>,
     pub(crate) quotas: crate::quota::Quotas,
     pub(crate) scaling: Mutex<HashMap<u64, crate::capacity::ScaleState>>,
+    pub(crate) fanout: crate::fanout::FanoutHub,
 }
 
 impl StreamsService {
@@ -145,6 +154,7 @@ impl StreamsService {
             write_gates: Mutex::default(),
             quotas: crate::quota::Quotas::default(),
             scaling: Mutex::default(),
+            fanout: crate::fanout::FanoutHub::default(),
         })
     }
 
@@ -360,6 +370,7 @@ impl StreamsService {
             self.log.drop_stream(entry.rec.uid);
             self.write_gates.lock().remove(&entry.rec.uid);
             self.quotas.forget_stream(entry.rec.uid);
+            self.fanout.end_stream(entry.rec.uid);
             tracing::info!(stream = %entry.rec.name, "stream deleted");
         }
         Ok(())

@@ -1,0 +1,130 @@
+//! Enhanced fan-out: SubscribeToShard push delivery.
+//!
+//! Producers publish every committed batch to a per-shard broadcast channel
+//! (only when someone listens). A subscription delivers from that channel
+//! while it is caught up — no storage read on the hot path — and falls back
+//! to reading the log whenever it sees a gap: it started behind, its channel
+//! lagged (a slow reader: the bounded channel drops the oldest batches rather
+//! than holding memory or blocking producers), or concurrent commits were
+//! published out of order. Positions make this exact: a record is delivered
+//! iff its position is the next one expected.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use runnel_log::ShardKey;
+use tokio::sync::{broadcast, Notify};
+
+/// Batches buffered per shard channel before a slow subscriber lags.
+const CHANNEL_BATCHES_MAX: usize = 256;
+
+/// Records committed together to one shard.
+#[derive(Debug)]
+pub struct PushedBatch {
+    pub first_position: u64,
+    pub timestamp_ms: u64,
+    pub records: Vec<(String, Bytes)>,
+}
+
+/// Cancels one subscription (consumer deregistered, stream deleted).
+#[derive(Default)]
+pub(crate) struct Cancel {
+    pub flag: AtomicBool,
+    pub notify: Notify,
+}
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+}
+
+/// (stream uid, consumer name, shard index)
+pub(crate) type SubscriptionKey = (u64, String, u32);
+
+#[derive(Default)]
+pub struct FanoutHub {
+    channels: Mutex<HashMap<ShardKey, broadcast::Sender<Arc<PushedBatch>>>>,
+    active: Mutex<HashMap<SubscriptionKey, Arc<Cancel>>>,
+}
+
+impl FanoutHub {
+    /// Whether any subscription listens on this stream (cheap check before
+    /// cloning a batch for publishing).
+    pub fn listening(&self, stream_uid: u64) -> bool {
+        self.channels
+            .lock()
+            .iter()
+            .any(|(k, tx)| k.stream_uid == stream_uid && tx.receiver_count() > 0)
+    }
+
+    pub fn publish(&self, shard: ShardKey, batch: PushedBatch) {
+        let tx = self.channels.lock().get(&shard).cloned();
+        if let Some(tx) = tx {
+            if tx.receiver_count() > 0 {
+                // An error only means nobody listens any more.
+                let _ = tx.send(Arc::new(batch));
+            }
+        }
+    }
+
+    pub(crate) fn receiver(&self, shard: ShardKey) -> broadcast::Receiver<Arc<PushedBatch>> {
+        let mut channels = self.channels.lock();
+        channels.retain(|_, tx| tx.receiver_count() > 0);
+        channels
+            .entry(shard)
+            .or_insert_with(|| broadcast::channel(CHANNEL_BATCHES_MAX).0)
+            .subscribe()
+    }
+
+    /// Registers an active subscription; `None` if one exists already.
+    pub(crate) fn claim(&self, key: SubscriptionKey) -> Option<Arc<Cancel>> {
+        let mut active = self.active.lock();
+        if active.contains_key(&key) {
+            return None;
+        }
+        let cancel = Arc::new(Cancel::default());
+        active.insert(key, cancel.clone());
+        Some(cancel)
+    }
+
+    pub(crate) fn release(&self, key: &SubscriptionKey) {
+        self.active.lock().remove(key);
+    }
+
+    pub fn end_consumer(&self, stream_uid: u64, consumer: &str) {
+        for ((uid, name, _), cancel) in self.active.lock().iter() {
+            if *uid == stream_uid && name == consumer {
+                cancel.cancel();
+            }
+        }
+    }
+
+    pub fn end_stream(&self, stream_uid: u64) {
+        for ((uid, _, _), cancel) in self.active.lock().iter() {
+            if *uid == stream_uid {
+                cancel.cancel();
+            }
+        }
+    }
+
+    pub fn active_subscriptions(&self) -> usize {
+        self.active.lock().len()
+    }
+}
+
+/// How long a subscription lives, as on AWS.
+pub const SUBSCRIPTION_TTL_MS: u64 = 5 * 60 * 1000;
+/// An event is sent at least this often, records or not.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+/// Per consumer per shard, as AWS's enhanced fan-out.
+pub const PUSH_BYTES_PER_SEC: f64 = 2.0 * 1024.0 * 1024.0;
