@@ -25,6 +25,7 @@
 //! The client is cheap to clone; clones share the connection pool. Each
 //! concurrent in-flight call uses its own pooled connection.
 
+mod admin;
 mod error;
 mod model;
 pub mod sigv4;
@@ -41,6 +42,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use admin::*;
 pub use error::{is_throttling, normalize_kind, Error, THROTTLING_KINDS};
 pub use model::*;
 pub use sigv4::Credentials;

@@ -82,7 +82,7 @@ pub struct DescribeStreamSummaryOutput {
     pub stream_description_summary: StreamDescriptionSummary,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct StreamDescriptionSummary {
     pub stream_name: String,
@@ -126,7 +126,7 @@ pub struct ListShardsOutput {
     pub next_token: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Shard {
     pub shard_id: String,
@@ -138,14 +138,14 @@ pub struct Shard {
     pub sequence_number_range: SequenceNumberRange,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct HashKeyRange {
     pub starting_hash_key: String,
     pub ending_hash_key: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SequenceNumberRange {
     pub starting_sequence_number: String,
@@ -265,6 +265,19 @@ pub struct GetRecordsOutput {
     pub next_shard_iterator: Option<String>,
     #[serde(default)]
     pub millis_behind_latest: Option<u64>,
+    /// Set with the last records of a closed shard: the shards that took
+    /// over its hash range.
+    #[serde(default)]
+    pub child_shards: Vec<ChildShard>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ChildShard {
+    pub shard_id: String,
+    #[serde(default)]
+    pub parent_shards: Vec<String>,
+    pub hash_key_range: HashKeyRange,
 }
 
 #[derive(Debug, Clone, Deserialize)]

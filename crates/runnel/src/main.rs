@@ -1,4 +1,5 @@
-//! `runnel serve` runs the server; `runnel bench` load-tests any Kinesis endpoint.
+//! `runnel serve` runs the server; `runnel bench` load-tests any Kinesis endpoint;
+//! `runnel stream|put|tail` operate streams through the public Kinesis API.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,6 +25,12 @@ enum Command {
     Serve(ServeArgs),
     /// Load-test a Kinesis endpoint (runnel, AWS, or any emulator).
     Bench(runnel_bench::BenchArgs),
+    /// Create, list, describe, delete and scale streams.
+    Stream(runnel_cli::StreamArgs),
+    /// Write records from arguments, stdin or a file (batched, retried).
+    Put(runnel_cli::PutArgs),
+    /// Print a stream's records as they arrive, across resharding.
+    Tail(runnel_cli::TailArgs),
 }
 
 /// Flags and `RUNNEL_*` environment variables override the config file.
@@ -174,5 +181,17 @@ fn main() -> anyhow::Result<()> {
             })
         }
         Command::Bench(args) => runtime.block_on(runnel_bench::run(args)),
+        Command::Stream(args) => {
+            runnel_cli::exit_on_error(runtime.block_on(runnel_cli::stream(args)));
+            Ok(())
+        }
+        Command::Put(args) => {
+            runnel_cli::exit_on_error(runtime.block_on(runnel_cli::put(args)));
+            Ok(())
+        }
+        Command::Tail(args) => {
+            runnel_cli::exit_on_error(runtime.block_on(runnel_cli::tail(args)));
+            Ok(())
+        }
     }
 }
