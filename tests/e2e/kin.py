@@ -371,3 +371,115 @@ def put_all(client, name: str, entries: list[dict], attempts: int = 60) -> list[
             return results  # type: ignore[return-value]
         time.sleep(0.25)  # back off before resending throttled records (not a timing assertion)
     raise AssertionError(f"{len(pending)} records still throttled after {attempts} attempts")
+
+
+# ---------------------------------------------------------------- resharding and lineage
+
+def even_split(n: int) -> list[tuple[int, int]]:
+    """The hash ranges of a new stream with n shards (AWS: starts at i * floor(2^128 / n))."""
+    step = (HASH_KEY_MAX + 1) // n
+    starts = [i * step for i in range(n)]
+    return [(s, (starts[i + 1] - 1) if i + 1 < n else HASH_KEY_MAX) for i, s in enumerate(starts)]
+
+
+def hash_range(shard: dict) -> tuple[int, int]:
+    r = shard["HashKeyRange"]
+    return int(r["StartingHashKey"]), int(r["EndingHashKey"])
+
+
+def is_closed(shard: dict) -> bool:
+    return "EndingSequenceNumber" in shard["SequenceNumberRange"]
+
+
+def parents_of(shard: dict) -> list[str]:
+    return [p for p in (shard.get("ParentShardId"), shard.get("AdjacentParentShardId")) if p]
+
+
+def list_shards_all(client, name: str, **kw) -> list[dict]:
+    """ListShards, following NextToken."""
+    r = client.list_shards(StreamName=name, **kw)
+    shards = list(r["Shards"])
+    while r.get("NextToken"):
+        r = client.list_shards(NextToken=r["NextToken"])
+        shards.extend(r["Shards"])
+    return shards
+
+
+def open_ranges(client, name: str) -> list[tuple[int, int]]:
+    return sorted(hash_range(s) for s in list_shards_all(client, name, ShardFilter={"Type": "AT_LATEST"}))
+
+
+def assert_shard_map(shards: list[dict]) -> None:
+    """The invariants of a shard map: ids unique; every shard open or closed; every
+    parent a child names (and that is still listed) is closed; the open shards tile
+    [0, 2^128 - 1] without gaps or overlaps."""
+    ids = [s["ShardId"] for s in shards]
+    assert len(ids) == len(set(ids)), f"duplicate shard ids: {ids}"
+    by_id = {s["ShardId"]: s for s in shards}
+    for s in shards:
+        start, end = hash_range(s)
+        assert 0 <= start <= end <= HASH_KEY_MAX, s
+        for p in parents_of(s):
+            if p in by_id:
+                assert is_closed(by_id[p]), f"{s['ShardId']} names open parent {p}"
+    expect = 0
+    for start, end in sorted(hash_range(s) for s in shards if not is_closed(s)):
+        assert start == expect, f"open shards leave a gap or overlap at {expect} (next starts {start})"
+        expect = end + 1
+    assert expect == HASH_KEY_MAX + 1, f"open shards stop at {expect - 1}"
+
+
+def read_to_end(client, name: str, shard: dict, limit: int | None = None,
+                max_calls: int = 2000) -> tuple[list[dict], list[dict] | None]:
+    """All records of a shard from TRIM_HORIZON. A closed shard is read until
+    NextShardIterator is absent and its ChildShards are returned; an open shard
+    until a call returns nothing at the tip (ChildShards None)."""
+    it = iterator(client, name, shard["ShardId"])
+    closed = is_closed(shard)
+    out: list[dict] = []
+    for _ in range(max_calls):
+        r = client.get_records(ShardIterator=it, **({"Limit": limit} if limit else {}))
+        out.extend(r["Records"])
+        nxt = r.get("NextShardIterator")
+        if nxt is None:
+            assert closed, f"open shard {shard['ShardId']} returned no NextShardIterator"
+            return out, r.get("ChildShards", [])
+        assert not r.get("ChildShards"), f"ChildShards before the end of {shard['ShardId']}: {r['ChildShards']}"
+        if not closed and not r["Records"] and r.get("MillisBehindLatest", 0) == 0:
+            return out, None
+        it = nxt
+    raise AssertionError(f"{shard['ShardId']} not read to the end after {max_calls} GetRecords calls")
+
+
+def walk_lineage(client, name: str, limit: int | None = None):
+    """Reads every listed shard, parents before children, and checks each closed
+    shard's ChildShards against the listing. Returns (shard ids in reading order,
+    {shard id: records}, the listing)."""
+    shards = list_shards_all(client, name)
+    assert_shard_map(shards)
+    by_id = {s["ShardId"]: s for s in shards}
+    listed_parents = {sid: [p for p in parents_of(s) if p in by_id] for sid, s in by_id.items()}
+    children: dict[str, list[str]] = {sid: [] for sid in by_id}
+    for sid, ps in listed_parents.items():
+        for p in ps:
+            children[p].append(sid)
+    order: list[str] = []
+    records: dict[str, list[dict]] = {}
+    pending = sorted(by_id)
+    while pending:
+        ready = [sid for sid in pending if all(p in records for p in listed_parents[sid])]
+        assert ready, f"lineage has a cycle or a missing parent among {pending}"
+        for sid in ready:
+            recs, child_shards = read_to_end(client, name, by_id[sid], limit)
+            assert_increasing([r["SequenceNumber"] for r in recs])
+            if child_shards is not None:
+                got = sorted(c["ShardId"] for c in child_shards)
+                assert got == sorted(children[sid]), f"ChildShards of {sid}: {got}, listing says {children[sid]}"
+                for c in child_shards:
+                    child = by_id[c["ShardId"]]
+                    assert sorted(c["ParentShards"]) == sorted(parents_of(child)), (c, child)
+                    assert c["HashKeyRange"] == child["HashKeyRange"], (c, child)
+            records[sid] = recs
+            order.append(sid)
+        pending = [sid for sid in pending if sid not in records]
+    return order, records, shards
