@@ -21,6 +21,7 @@ pub struct AppState {
     pub request_body_bytes_max: usize,
     /// Present only with `test_clock = true`.
     pub test_clock: Option<ManualClock>,
+    pub metrics: Arc<runnel_metrics::Registry>,
 }
 
 pub type HttpResponse = Response<BoxBody<Bytes, std::convert::Infallible>>;
@@ -99,6 +100,18 @@ pub(crate) fn error_response(encoding: Encoding, e: &FrontDoorError) -> HttpResp
 pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> HttpResponse {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/health") | (&Method::GET, "/ready") => plain(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/metrics") => {
+            let mut r = Response::new(full(state.metrics.prometheus()));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            r
+        }
+        (&Method::POST, path) if path.starts_with(crate::cloudwatch::RPC_PATH_PREFIX) => {
+            let op = path[crate::cloudwatch::RPC_PATH_PREFIX.len()..].to_owned();
+            cloudwatch_request(&state, req, crate::cloudwatch::Wire::RpcV2Cbor, op).await
+        }
         (&Method::POST, path) if path.starts_with("/_runnel/test/") => test_hook(&state, req).await,
         (&Method::POST, _) => aws_request(&state, req).await,
         _ => plain(StatusCode::NOT_FOUND, "not found\n"),
@@ -148,6 +161,9 @@ async fn aws_request(state: &AppState, req: Request<Incoming>) -> HttpResponse {
     };
     let operation = match target.as_deref().and_then(split_target) {
         Some((KINESIS_TARGET_PREFIX, op)) => op.to_owned(),
+        Some((crate::cloudwatch::TARGET_PREFIX, op)) => {
+            return cloudwatch_response(state, crate::cloudwatch::Wire::Json10, op, &body);
+        }
         _ => {
             let e = FrontDoorError::UnknownOperation(match &target {
                 Some(t) => format!("Unknown operation target {t}."),
@@ -223,4 +239,78 @@ async fn test_hook(state: &AppState, req: Request<Incoming>) -> HttpResponse {
         }
         _ => plain(StatusCode::NOT_FOUND, "no such test hook\n"),
     }
+}
+
+async fn cloudwatch_request(
+    state: &AppState,
+    req: Request<Incoming>,
+    wire: crate::cloudwatch::Wire,
+    op: String,
+) -> HttpResponse {
+    let body = match read_limited(req.into_body(), None, state.request_body_bytes_max).await {
+        Ok(b) => b,
+        Err(e) => {
+            let err = crate::cloudwatch::CwError {
+                error_type: "InvalidParameterValueException",
+                message: e.to_string(),
+            };
+            return cloudwatch_error(wire, &err);
+        }
+    };
+    cloudwatch_response(state, wire, &op, &body)
+}
+
+fn cloudwatch_response(
+    state: &AppState,
+    wire: crate::cloudwatch::Wire,
+    op: &str,
+    body: &[u8],
+) -> HttpResponse {
+    let result = crate::cloudwatch::decode(wire, body)
+        .and_then(|input| crate::cloudwatch::handle(&state.metrics, op, input));
+    match result {
+        Ok(out) => cloudwatch_reply(wire, StatusCode::OK, crate::cloudwatch::render(wire, out)),
+        Err(e) => cloudwatch_error(wire, &e),
+    }
+}
+
+fn cloudwatch_error(wire: crate::cloudwatch::Wire, e: &crate::cloudwatch::CwError) -> HttpResponse {
+    let body = crate::cloudwatch::render(
+        wire,
+        serde_json::json!({ "__type": e.error_type, "message": e.message }),
+    );
+    let mut r = cloudwatch_reply(wire, StatusCode::BAD_REQUEST, body);
+    if let Ok(v) = HeaderValue::from_str(e.error_type) {
+        r.headers_mut().insert("x-amzn-query-error", v);
+    }
+    r
+}
+
+fn cloudwatch_reply(
+    wire: crate::cloudwatch::Wire,
+    status: StatusCode,
+    body: Vec<u8>,
+) -> HttpResponse {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    match wire {
+        crate::cloudwatch::Wire::RpcV2Cbor => {
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/cbor"),
+            );
+            h.insert("smithy-protocol", HeaderValue::from_static("rpc-v2-cbor"));
+        }
+        crate::cloudwatch::Wire::Json10 => {
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-amz-json-1.0"),
+            );
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&request_id()) {
+        h.insert("x-amzn-RequestId", v);
+    }
+    r
 }

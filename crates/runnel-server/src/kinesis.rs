@@ -85,6 +85,8 @@ pub async fn dispatch(
         "DescribeStreamConsumer" => sync_op!(svc, encoding, body, describe_stream_consumer),
         "ListStreamConsumers" => sync_op!(svc, encoding, body, list_stream_consumers),
         "DeregisterStreamConsumer" => sync_op!(svc, encoding, body, deregister_stream_consumer),
+        "EnableEnhancedMonitoring" => sync_op!(svc, encoding, body, enable_enhanced_monitoring),
+        "DisableEnhancedMonitoring" => sync_op!(svc, encoding, body, disable_enhanced_monitoring),
         "DescribeLimits" => {
             // Validate that the body is a structure, like every operation.
             let _: serde_json::Value = match encoding {

@@ -7,6 +7,7 @@
 //!   types and HTTP statuses.
 
 pub mod body;
+pub mod cloudwatch;
 pub mod config;
 pub mod errors;
 pub mod http;

@@ -63,8 +63,15 @@ impl Server {
             quotas: runnel_streams::quota::parse_setting(&config.quotas)
                 .map_err(anyhow::Error::msg)?,
         };
-        let streams = StreamsService::new(streams_config, clock, Arc::new(catalog), Arc::new(log))
-            .map_err(|e| anyhow::anyhow!("cannot load streams: {e}"))?;
+        let metrics = Arc::new(runnel_metrics::Registry::new(clock.clone()));
+        let streams = StreamsService::new(
+            streams_config,
+            clock,
+            Arc::new(catalog),
+            Arc::new(log),
+            metrics.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("cannot load streams: {e}"))?;
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "storage opened"
@@ -76,6 +83,7 @@ impl Server {
             streams: Arc::new(streams),
             request_body_bytes_max: config.request_body_bytes_max,
             test_clock,
+            metrics,
         });
         Ok(Server {
             listener,

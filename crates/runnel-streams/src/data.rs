@@ -14,6 +14,7 @@ use runnel_types::{Blob, SequenceNumber, ShardId, Timestamp};
 
 use crate::api::*;
 use crate::error::{Result, StreamsError};
+use crate::metrics::ShardFigures;
 use crate::service::{StreamEntry, StreamsService};
 use crate::timefmt::iso8601;
 use crate::token::IteratorPos;
@@ -82,11 +83,18 @@ impl StreamsService {
             .quotas
             .writes(self.quota_of(&entry), self.now_ms())
             .admit(key, data.0.len() + pk.len());
+        let record_bytes = (data.0.len() + pk.len()) as u64;
         if !admitted {
+            let figures = ShardFigures {
+                throttled: 1,
+                ..Default::default()
+            };
+            self.record_put(&entry, "PutRecord", &[(index, figures)], 0.0);
             return Err(StreamsError::ProvisionedThroughputExceeded(
                 self.rate_exceeded(&entry, index),
             ));
         }
+        let started = std::time::Instant::now();
         let groups = vec![(
             key,
             vec![RecordIn {
@@ -102,6 +110,17 @@ impl StreamsService {
         let ack = acks
             .first()
             .ok_or_else(|| StreamsError::Internal("Internal service failure.".into()))?;
+        let figures = ShardFigures {
+            bytes: record_bytes,
+            records: 1,
+            throttled: 0,
+        };
+        self.record_put(
+            &entry,
+            "PutRecord",
+            &[(index, figures)],
+            started.elapsed().as_secs_f64() * 1000.0,
+        );
         Ok(PutRecordOutput {
             shard_id: ShardId(index).to_string(),
             sequence_number: entry.seq_at(index, ack.first_position).to_string(),
@@ -175,6 +194,8 @@ impl StreamsService {
             Vec::with_capacity(records.len());
         let mut groups: Vec<(ShardKey, Vec<RecordIn>)> = Vec::new();
         let mut slot_of_shard: Vec<(u32, usize)> = Vec::new();
+        let mut figures: Vec<(u32, ShardFigures)> = Vec::new();
+        let started = std::time::Instant::now();
         // A block, so the admission lock is surely released before awaiting.
         {
             let mut admission = self.quotas.writes(setting, self.now_ms());
@@ -182,10 +203,21 @@ impl StreamsService {
                 let pk = r.partition_key.unwrap_or_default();
                 let index = self.route(&entry, &pk, r.explicit_hash_key.as_deref())?;
                 let data = r.data.unwrap_or_default().0;
-                if !admission.admit(entry.shard_key(index), data.len() + pk.len()) {
+                let bytes = (data.len() + pk.len()) as u64;
+                let fig = match figures.iter_mut().find(|(s, _)| *s == index) {
+                    Some((_, f)) => f,
+                    None => {
+                        figures.push((index, ShardFigures::default()));
+                        &mut figures.last_mut().expect("just pushed").1
+                    }
+                };
+                if !admission.admit(entry.shard_key(index), bytes as usize) {
+                    fig.throttled += 1;
                     placement.push(Err(index));
                     continue;
                 }
+                fig.bytes += bytes;
+                fig.records += 1;
                 let slot = match slot_of_shard.iter().find(|(s, _)| *s == index) {
                     Some((_, slot)) => *slot,
                     None => {
@@ -211,6 +243,12 @@ impl StreamsService {
         if let Some(pushed) = pushed {
             self.publish(pushed, &acks);
         }
+        self.record_put(
+            &entry,
+            "PutRecords",
+            &figures,
+            started.elapsed().as_secs_f64() * 1000.0,
+        );
         let mut failed = 0u32;
         let results = placement
             .into_iter()
@@ -429,10 +467,12 @@ impl StreamsService {
         let key = entry.shard_key(pos.shard_index);
         let setting = self.quota_of(&entry);
         if !self.quotas.admit_read(key, setting, now) {
+            self.record_read_throttle(&entry, pos.shard_index);
             return Err(StreamsError::ProvisionedThroughputExceeded(
                 self.rate_exceeded(&entry, pos.shard_index),
             ));
         }
+        let started = std::time::Instant::now();
         let limit = input
             .limit
             .map(|l| l as usize)
@@ -458,6 +498,14 @@ impl StreamsService {
             let behind_from = out.records.last().map(|r| r.timestamp_ms);
             behind_from.map_or(0, |ts| now.saturating_sub(ts))
         };
+        self.record_get(
+            &entry,
+            pos.shard_index,
+            returned as u64,
+            out.records.len() as u64,
+            millis_behind_latest,
+            started.elapsed().as_secs_f64() * 1000.0,
+        );
         let records = out
             .records
             .into_iter()

@@ -17,6 +17,7 @@ mod data;
 pub mod error;
 pub mod fanout;
 mod listing;
+pub mod metrics;
 pub mod quota;
 mod reshard;
 mod service;

@@ -127,6 +127,7 @@ pub struct StreamsService {
     pub(crate) quotas: crate::quota::Quotas,
     pub(crate) scaling: Mutex<HashMap<u64, crate::capacity::ScaleState>>,
     pub(crate) fanout: crate::fanout::FanoutHub,
+    pub(crate) metrics: Arc<runnel_metrics::Registry>,
 }
 
 impl StreamsService {
@@ -135,6 +136,7 @@ impl StreamsService {
         clock: Arc<dyn Clock>,
         catalog: Arc<dyn Catalog>,
         log: Arc<Log>,
+        metrics: Arc<runnel_metrics::Registry>,
     ) -> Result<Self> {
         let sealer = Sealer::new(catalog.secret("tokens")?);
         let mut maps = Maps::default();
@@ -155,6 +157,7 @@ impl StreamsService {
             quotas: crate::quota::Quotas::default(),
             scaling: Mutex::default(),
             fanout: crate::fanout::FanoutHub::default(),
+            metrics,
         })
     }
 

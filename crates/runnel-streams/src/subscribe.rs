@@ -111,6 +111,7 @@ impl StreamsService {
             ))
         })?;
         let rate = self.quota_of(&entry).map(|m| PUSH_BYTES_PER_SEC * m);
+        self.metric(&entry, "SubscribeToShard.Success", 1.0, "Count");
         let now = self.now_ms();
         Ok(Subscription {
             svc: self.clone(),
@@ -296,6 +297,22 @@ impl Subscription {
         let continuation = children
             .is_none()
             .then(|| runnel_types::SequenceNumber::new(entry.epoch, index, self.next).to_string());
+        self.svc.metric(
+            entry,
+            "SubscribeToShardEvent.Records",
+            records.len() as f64,
+            "Count",
+        );
+        self.svc
+            .metric(entry, "SubscribeToShardEvent.Bytes", bytes as f64, "Bytes");
+        self.svc.metric(
+            entry,
+            "SubscribeToShardEvent.MillisBehindLatest",
+            behind as f64,
+            "Milliseconds",
+        );
+        self.svc
+            .metric(entry, "SubscribeToShardEvent.Success", 1.0, "Count");
         SubscribeToShardEvent {
             records,
             continuation_sequence_number: continuation,
