@@ -10,6 +10,7 @@ use hdrhistogram::Histogram;
 use runnel_client::ShardIteratorType;
 use serde::Serialize;
 
+use crate::fanout::FanoutReport;
 use crate::get::{get_records_retrying, shard_iterator};
 use crate::put::{filler, Producer, PutStats, PUT_RECORDS_COUNT_MAX};
 use crate::report::{self, Latency};
@@ -27,6 +28,8 @@ pub struct E2eLoad {
     pub limit: u32,
     /// How long readers may keep catching up after producers stop.
     pub drain: Duration,
+    /// Enhanced fan-out consumers; 0 polls with GetRecords instead.
+    pub fanout: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -40,14 +43,19 @@ pub struct E2eReport {
     pub throttled: u64,
     pub dropped: u64,
     pub idle_poll_ms: u64,
-    /// From the send timestamp to the record being returned by GetRecords.
+    /// From the send timestamp to the record being returned by GetRecords
+    /// (or, with fan-out, pushed to a consumer: merged over consumers).
     pub latency: Latency,
     pub put_latency: Latency,
+    /// Enhanced fan-out consumers (0: GetRecords polling).
+    pub fanout_consumers: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fanout: Option<FanoutReport>,
 }
 
 impl E2eReport {
     pub fn rows(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut rows = vec![
             (
                 "rate",
                 format!(
@@ -62,10 +70,19 @@ impl E2eReport {
             ),
             ("missing", report::thousands(self.missing as f64)),
             ("throttled", report::thousands(self.throttled as f64)),
-            ("idle poll", format!("{} ms", self.idle_poll_ms)),
-            ("put→visible", self.latency.line()),
-            ("PutRecords", self.put_latency.line()),
-        ]
+        ];
+        match &self.fanout {
+            None => {
+                rows.push(("idle poll", format!("{} ms", self.idle_poll_ms)));
+                rows.push(("put→visible", self.latency.line()));
+            }
+            Some(f) => {
+                rows.push(("put→push", self.latency.line()));
+                rows.extend(f.rows());
+            }
+        }
+        rows.push(("PutRecords", self.put_latency.line()));
+        rows
     }
 }
 
@@ -150,6 +167,9 @@ async fn produce(
 }
 
 pub async fn run(producer: &Producer, load: &E2eLoad) -> anyhow::Result<E2eReport> {
+    if load.fanout > 0 {
+        return crate::fanout::run(producer, load).await;
+    }
     let client = &producer.client;
     let shards = stream::shards(client, &producer.stream).await?;
     let shared = Arc::new(Shared {
@@ -176,31 +196,13 @@ pub async fn run(producer: &Producer, load: &E2eLoad) -> anyhow::Result<E2eRepor
         )));
     }
 
-    let producers = load.producers.max(1) as u64;
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for i in 0..producers {
-        let rate = load.rate / producers + u64::from(i < load.rate % producers);
-        tasks.push(tokio::spawn(produce(
-            producer.clone(),
-            rate,
-            load.clone(),
-            started,
-        )));
-    }
-    let mut stats = PutStats::default();
-    let mut put_hist = report::histogram();
-    let mut failure = None;
-    for task in tasks {
-        match task.await.context("producer task panicked")? {
-            Ok((s, h)) => {
-                stats.merge(&s);
-                put_hist.add(&h).context("merging histograms")?;
-            }
-            Err(e) => failure = Some(e),
-        }
-    }
-    let produced_s = started.elapsed().as_secs_f64();
+    let Produced {
+        stats,
+        put_hist,
+        started,
+        produced_s,
+        failure,
+    } = produce_all(producer, load).await?;
     if failure.is_none() {
         let drain_until = Instant::now() + load.drain;
         while shared.received.load(Ordering::Relaxed) < stats.accepted
@@ -233,5 +235,52 @@ pub async fn run(producer: &Producer, load: &E2eLoad) -> anyhow::Result<E2eRepor
         idle_poll_ms: load.idle_poll.as_millis() as u64,
         latency: Latency::from_us(&hist),
         put_latency: Latency::from_us(&put_hist),
+        fanout_consumers: 0,
+        fanout: None,
+    })
+}
+
+/// What the producers did.
+pub(crate) struct Produced {
+    pub stats: PutStats,
+    pub put_hist: Histogram<u64>,
+    pub started: Instant,
+    pub produced_s: f64,
+    /// A producer's error; readers should not wait for records it never sent.
+    pub failure: Option<anyhow::Error>,
+}
+
+/// Runs `load.producers` tasks sharing `load.rate` for `load.duration`.
+pub(crate) async fn produce_all(producer: &Producer, load: &E2eLoad) -> anyhow::Result<Produced> {
+    let producers = load.producers.max(1) as u64;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..producers {
+        let rate = load.rate / producers + u64::from(i < load.rate % producers);
+        tasks.push(tokio::spawn(produce(
+            producer.clone(),
+            rate,
+            load.clone(),
+            started,
+        )));
+    }
+    let mut stats = PutStats::default();
+    let mut put_hist = report::histogram();
+    let mut failure = None;
+    for task in tasks {
+        match task.await.context("producer task panicked")? {
+            Ok((s, h)) => {
+                stats.merge(&s);
+                put_hist.add(&h).context("merging histograms")?;
+            }
+            Err(e) => failure = Some(e),
+        }
+    }
+    Ok(Produced {
+        stats,
+        put_hist,
+        started,
+        produced_s: started.elapsed().as_secs_f64(),
+        failure,
     })
 }

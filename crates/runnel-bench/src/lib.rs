@@ -5,6 +5,7 @@
 //! runnel bench --endpoint-url http://127.0.0.1:4567 put --shards 4 --duration 20
 //! runnel bench putget --records 1000000 --output json
 //! runnel bench e2e --rate 2000 --duration 10 --idle-poll-ms 5
+//! runnel bench e2e --rate 1000 --duration 10 --shards 1 --fanout 4
 //! ```
 //!
 //! Every record starts with a 20-byte header (magic `RNB1`, run id, send
@@ -13,6 +14,7 @@
 //! MB are 10^6 bytes of record data (no partition keys, no framing).
 
 pub mod e2e;
+pub mod fanout;
 pub mod get;
 pub mod put;
 pub mod report;
@@ -159,6 +161,11 @@ pub struct E2eArgs {
     /// Seconds readers may keep catching up after producers stop.
     #[arg(long, default_value_t = 10.0)]
     pub drain: f64,
+    /// Enhanced fan-out: register this many consumers, subscribe each to
+    /// every shard (SubscribeToShard, LATEST) and measure put→push latency
+    /// instead of polling GetRecords. Consumers are deregistered afterwards.
+    #[arg(long, default_value_t = 0)]
+    pub fanout: usize,
     #[command(flatten)]
     pub read: ReadArgs,
 }
@@ -317,6 +324,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 idle_poll: Duration::from_millis(a.idle_poll_ms),
                 limit: a.read.limit,
                 drain: seconds(a.drain, "drain")?,
+                fanout: a.fanout,
             };
             let created = stream::ensure(&client, &a.stream.stream, a.stream.shards).await?;
             let shards = stream::shards(&client, &a.stream.stream).await?.len();

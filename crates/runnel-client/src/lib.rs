@@ -27,6 +27,7 @@
 
 mod admin;
 mod error;
+mod fanout;
 mod model;
 pub mod sigv4;
 
@@ -44,6 +45,7 @@ use serde::Serialize;
 
 pub use admin::*;
 pub use error::{is_throttling, normalize_kind, Error, THROTTLING_KINDS};
+pub use fanout::*;
 pub use model::*;
 pub use sigv4::Credentials;
 
