@@ -138,6 +138,12 @@ struct Totals {
     retries: u64,
     batches: u64,
     last_error: Option<String>,
+    /// Some request has been answered, so the endpoint is right.
+    connected: bool,
+}
+
+fn retry_worthy(e: &runnel_client::Error, totals: &Totals) -> bool {
+    totals.connected || !matches!(e, runnel_client::Error::Connection(_))
 }
 
 pub async fn run(ctx: &Ctx, args: PutArgs) -> Result<(), CliError> {
@@ -260,7 +266,8 @@ async fn send(
                     },
                 ))
             }
-            Err(e) if e.is_retryable() && round + 1 < max_attempts => {
+            // A refused first connection means no server, not a blip: fail fast.
+            Err(e) if e.is_retryable() && round + 1 < max_attempts && retry_worthy(&e, totals) => {
                 totals.retries += batch.len() as u64;
                 totals.last_error = Some(e.to_string());
                 tokio::time::sleep(backoff(round)).await;
@@ -269,6 +276,7 @@ async fn send(
             Err(e) => return Err(ctx.err(format!("put records into {stream}"))(e)),
         }
     };
+    totals.connected = true;
     let mut again = Vec::new();
     for (mut pending, result) in batch.into_iter().zip(out.records) {
         match result.error_code {
