@@ -270,6 +270,10 @@ def test_tail_across_split_and_merge_keeps_per_key_order(endpoint, kinesis, make
     for k, seq in by_key.items():
         assert seq == sorted(seq), f"{k} out of order: {seq}"
     assert sorted(i for seq in by_key.values() for i in seq) == list(range(900))
+    # --key reads only the shards on that key's lineage, still in order.
+    for k in keys[:3]:
+        only = tail_json(endpoint, name, "--key", k)
+        assert [r["Json"]["i"] for r in only] == by_key[k]
 
 
 def test_tail_follow_prints_new_records_then_stops_at_max(endpoint, make_stream):

@@ -8,7 +8,7 @@ use std::io::{IsTerminal, Write};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use clap::Args;
-use runnel_client::{ChildShard, Record};
+use runnel_client::{ChildShard, HashKeyRange, Record};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -193,6 +193,7 @@ pub async fn run(ctx: &Ctx, args: TailArgs) -> Result<(), CliError> {
     let mut lineage = Lineage {
         shards: BTreeMap::new(),
     };
+    let key_hash = args.key.as_deref().map(hash_key);
     for s in &shards {
         let parents: Vec<String> = [&s.parent_shard_id, &s.adjacent_parent_shard_id]
             .into_iter()
@@ -200,8 +201,9 @@ pub async fn run(ctx: &Ctx, args: TailArgs) -> Result<(), CliError> {
             .cloned()
             .collect();
         let closed = s.sequence_number_range.ending_sequence_number.is_some();
-        // LATEST on a closed shard can never yield a record.
-        let state = if start == Start::Latest && closed {
+        // LATEST on a closed shard can never yield a record; a shard whose
+        // range misses --key's hash cannot hold that key.
+        let state = if (start == Start::Latest && closed) || !covers(key_hash, &s.hash_key_range) {
             State::Done
         } else {
             State::Waiting
@@ -273,7 +275,12 @@ pub async fn run(ctx: &Ctx, args: TailArgs) -> Result<(), CliError> {
                     children
                 };
                 for c in children {
-                    lineage.add(&c.shard_id, c.parent_shards, State::Waiting);
+                    let state = if covers(key_hash, &c.hash_key_range) {
+                        State::Waiting
+                    } else {
+                        State::Done
+                    };
+                    lineage.add(&c.shard_id, c.parent_shards, state);
                 }
             }
             Event::Failed { error } => {
@@ -282,6 +289,25 @@ pub async fn run(ctx: &Ctx, args: TailArgs) -> Result<(), CliError> {
             }
         }
     }
+}
+
+/// The hash key Kinesis routes `partition_key` by: MD5 as a 128-bit integer.
+fn hash_key(partition_key: &str) -> u128 {
+    use md5::{Digest, Md5};
+    u128::from_be_bytes(Md5::digest(partition_key.as_bytes()).into())
+}
+
+/// Whether a shard may hold records of the key hashing to `hash` (always,
+/// without --key or when the range is unreadable).
+fn covers(hash: Option<u128>, range: &HashKeyRange) -> bool {
+    let (Some(h), Ok(lo), Ok(hi)) = (
+        hash,
+        range.starting_hash_key.parse::<u128>(),
+        range.ending_hash_key.parse::<u128>(),
+    ) else {
+        return true;
+    };
+    (lo..=hi).contains(&h)
 }
 
 /// Children of a finished shard for servers that send no ChildShards.
@@ -345,6 +371,19 @@ mod tests {
     fn expired_parents_do_not_block() {
         let l = lineage(&[("child", &["gone"], State::Waiting)]);
         assert_eq!(l.ready(), vec!["child"]);
+    }
+
+    #[test]
+    fn key_hash_routes_like_kinesis() {
+        // md5("a") = 0cc175b9c0f1b6a831c399e269772661
+        assert_eq!(hash_key("a"), 0x0cc175b9c0f1b6a831c399e269772661);
+        let low = HashKeyRange {
+            starting_hash_key: "0".into(),
+            ending_hash_key: (u128::MAX / 2).to_string(),
+        };
+        assert!(covers(Some(hash_key("a")), &low));
+        assert!(!covers(Some(u128::MAX), &low));
+        assert!(covers(None, &low));
     }
 
     #[test]
