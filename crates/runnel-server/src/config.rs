@@ -55,6 +55,10 @@ pub struct ServerConfig {
     /// Largest request body accepted, checked before it is read.
     pub request_body_bytes_max: usize,
     pub log_json: bool,
+    /// How often alarms are evaluated.
+    pub alarm_check_ms: u64,
+    /// Threshold alarms on any metric (see `alarms.rs`).
+    pub alarms: Vec<crate::alarms::AlarmConfig>,
 }
 
 impl Default for ServerConfig {
@@ -75,6 +79,8 @@ impl Default for ServerConfig {
             test_clock: false,
             request_body_bytes_max: runnel_types::limits::REQUEST_BODY_BYTES_MAX,
             log_json: false,
+            alarm_check_ms: 10_000,
+            alarms: Vec::new(),
         }
     }
 }
@@ -137,6 +143,14 @@ impl ServerConfig {
         if self.on_demand_scale_check_ms == 0 {
             return Err(ConfigError::Invalid(
                 "on_demand_scale_check_ms must be positive".into(),
+            ));
+        }
+        for a in &self.alarms {
+            a.validate().map_err(ConfigError::Invalid)?;
+        }
+        if self.alarm_check_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "alarm_check_ms must be positive".into(),
             ));
         }
         if self.retention_check_ms == 0 {

@@ -6,6 +6,7 @@
 //! - [`errors`]: the one exhaustive mapping of service errors to AWS error
 //!   types and HTTP statuses.
 
+pub mod alarms;
 pub mod body;
 pub mod cloudwatch;
 pub mod config;

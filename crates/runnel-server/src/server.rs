@@ -102,6 +102,11 @@ impl Server {
             self.state.streams.clone(),
             self.config.clone(),
         ));
+        let alarms = tokio::spawn(crate::alarms::run(
+            self.state.metrics.clone(),
+            self.config.alarms.clone(),
+            Duration::from_millis(self.config.alarm_check_ms),
+        ));
         let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -141,6 +146,7 @@ impl Server {
             });
         }
         housekeeping.abort();
+        alarms.abort();
         tracing::info!("shutting down");
         Ok(())
     }
