@@ -9,6 +9,7 @@ names its children (ChildShards) instead of a NextShardIterator.
 from __future__ import annotations
 
 import datetime as dt
+import random
 import threading
 import time
 import uuid
@@ -293,6 +294,23 @@ def test_update_shard_count_uniform_scaling(kinesis, make_stream, endpoint):
     _check_records(order, records, acks)
 
 
+@pytest.mark.parametrize("start,target", [(1, 2), (2, 3), (3, 5), (5, 3), (5, 8), (7, 4), (6, 11), (3, 2)])
+def test_update_shard_count_any_step_ends_even(kinesis, make_stream, start, target):
+    name = make_stream(start)
+    acks: dict[bytes, tuple[str, str]] = {}
+    _put_batch(kinesis, name, "before", acks, n=100)
+    r = kinesis.update_shard_count(StreamName=name, TargetShardCount=target, ScalingType="UNIFORM_SCALING")
+    assert (r["CurrentShardCount"], r["TargetShardCount"]) == (start, target)
+    assert kin.wait_status(kinesis, name, "ACTIVE")["OpenShardCount"] == target
+    assert kin.open_ranges(kinesis, name) == kin.even_split(target)
+    _put_batch(kinesis, name, "after", acks, n=100)
+    order, records, shards = kin.walk_lineage(kinesis, name)
+    _check_records(order, records, acks)
+    # Every closed shard was replaced: it has at least one child.
+    named = {p for s in shards for p in kin.parents_of(s)}
+    assert {s["ShardId"] for s in shards if kin.is_closed(s)} <= named
+
+
 def test_update_shard_count_argument_errors(kinesis_nv, make_stream):
     name = make_stream(2)
     kin.expect_error("ValidationException", kinesis_nv.update_shard_count, StreamName=name,
@@ -529,6 +547,40 @@ def test_kill_9_during_resharding_keeps_lineage_and_every_acknowledged_record():
         client = kin.make_client(srv.endpoint, retry_throttling=False)
         _check_after_crash(client, name, load)
         assert kin.wait_status(client, name)["OpenShardCount"] >= 3 + done[0]
+
+        # 3. kill -9 while UpdateShardCount (several splits or merges in one request)
+        #    may be in flight: the request is sent and the server killed soon after.
+        rng = random.Random(7)
+        for rnd in range(3):
+            open_now = kin.wait_status(client, name)["OpenShardCount"]
+            target = open_now + 3 if rnd % 2 == 0 else max((open_now + 1) // 2, 2)
+            load.start(srv.endpoint)
+            load.wait_acked(load.acked_count() + 200)
+            answered: list[dict] = []
+
+            def update(endpoint: str = srv.endpoint, target: int = target) -> None:
+                c = kin.make_client(endpoint, retry_throttling=False)
+                try:
+                    answered.append(c.update_shard_count(StreamName=name, TargetShardCount=target,
+                                                         ScalingType="UNIFORM_SCALING"))
+                except (BotoCoreError, OSError):
+                    pass
+
+            t = threading.Thread(target=update, daemon=True)
+            t.start()
+            time.sleep(rng.uniform(0, 0.03))  # a kill point, not a wait for the server
+            srv.kill()
+            t.join(timeout=60)
+            load.stop()
+            srv.start()
+            client = kin.make_client(srv.endpoint, retry_throttling=False)
+            _check_after_crash(client, name, load)
+            now_open = kin.wait_status(client, name)["OpenShardCount"]
+            if answered:
+                assert now_open == target, f"UpdateShardCount to {target} acknowledged, {now_open} open after restart"
+                assert kin.open_ranges(client, name) == kin.even_split(target)
+            else:
+                assert now_open in (open_now, target)
 
         # Resharding still works after recovery.
         shard, at = _widest_open(client, name)
