@@ -9,5 +9,6 @@ mod common;
 mod api;
 mod crash;
 mod errors;
+mod fanout;
 mod h2c;
 mod restart;
