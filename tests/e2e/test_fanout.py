@@ -674,3 +674,58 @@ def test_stalled_subscriber_memory_is_bounded(own_server):
         assert peak_mb < start_mb + 150, f"RSS grew {peak_mb - start_mb:.0f} MB (from {start_mb:.0f} MB)"
     finally:
         stalled.close()
+
+
+# ---------------------------------------------------------------- raw wire: HTTP/1.1 and h2c, JSON and CBOR
+
+def _raw_subscribe_records(chunks, encoding: str, n: int) -> list[dict]:
+    """Parses an event stream from `chunks` until n records arrived: the first
+    message is `initial-response`, every event carries the request's encoding."""
+    import cbor2
+
+    content_type = kin.CBOR_CT if encoding == "cbor" else kin.JSON_CT
+    decode = cbor2.loads if encoding == "cbor" else json.loads
+    buf = EventStreamBuffer()
+    kinds: list[str] = []
+    records: list[dict] = []
+    deadline = time.monotonic() + EVENT_TIMEOUT_S
+    for chunk in chunks:
+        buf.add_data(chunk)
+        for msg in buf:
+            h = msg.headers
+            assert h[":message-type"] == "event", (h, msg.payload[:500])
+            assert h[":content-type"] == content_type, h
+            kinds.append(h[":event-type"])
+            if h[":event-type"] == "SubscribeToShardEvent":
+                ev = decode(msg.payload)
+                for r in ev["Records"]:
+                    data = r["Data"] if encoding == "cbor" else base64.b64decode(r["Data"])
+                    records.append({"PartitionKey": r["PartitionKey"], "Data": data,
+                                    "SequenceNumber": r["SequenceNumber"]})
+        if len(records) >= n:
+            assert kinds[0] == "initial-response" and set(kinds[1:]) == {"SubscribeToShardEvent"}, kinds
+            return records
+        assert time.monotonic() < deadline, f"{len(records)} of {n} records"
+    raise AssertionError(f"stream ended after {len(records)} of {n} records")
+
+
+@pytest.mark.parametrize("transport", ["http1", "h2c"])
+@pytest.mark.parametrize("encoding", ["json", "cbor"])
+def test_raw_subscribe_wire(kinesis, endpoint, stream, transport, encoding):
+    import cbor2
+    import httpx
+
+    consumer = register_active(kinesis, stream)
+    sent = put_many(kinesis, stream, 6, tag=f"{transport}-{encoding}")
+    payload = {"ConsumerARN": consumer, "ShardId": SHARD0, "StartingPosition": {"Type": "TRIM_HORIZON"}}
+    body = cbor2.dumps(payload) if encoding == "cbor" else json.dumps(payload).encode()
+    headers = {"Content-Type": kin.CBOR_CT if encoding == "cbor" else kin.JSON_CT,
+               "X-Amz-Target": kin.TARGET_PREFIX + "SubscribeToShard", **kin._auth_headers()}
+    with httpx.Client(http1=transport == "http1", http2=transport == "h2c",
+                      timeout=FANOUT_READ_TIMEOUT_S) as client:
+        with client.stream("POST", endpoint + "/", content=body, headers=headers) as r:
+            assert r.status_code == 200, r.read()[:500]
+            assert r.http_version == ("HTTP/2" if transport == "h2c" else "HTTP/1.1")
+            assert r.headers["content-type"] == "application/vnd.amazon.eventstream"
+            got = _raw_subscribe_records(r.iter_raw(), encoding, len(sent))
+    assert brief(got) == brief(sent)
