@@ -187,6 +187,34 @@ def test_quota_is_per_shard(qc):
         assert r["FailedRecordCount"] == 0, r["FailedRecordCount"]
 
 
+def test_only_the_throttled_shards_records_fail(qc):
+    name = _new_stream(qc, shards=2)
+    lo, hi = "0", str(kin.HASH_KEY_MAX)  # shard 0 and shard 1
+    # Spend shard 0's byte burst; it then earns about 1 KiB per millisecond, far less
+    # than one of the 100 KiB records below.
+    big = b"b" * (100 * 1024)
+    for _ in range(2):
+        qc.put_records(StreamName=name, Records=[{"Data": big, "PartitionKey": "k", "ExplicitHashKey": lo}] * 12)
+    mixed = [{"Data": big if i % 2 else b"small", "PartitionKey": "k", "ExplicitHashKey": lo if i % 2 else hi}
+             for i in range(20)]
+    r = qc.put_records(StreamName=name, Records=mixed)
+    for i, res in enumerate(r["Records"]):
+        if i % 2:
+            assert res.get("ErrorCode") == "ProvisionedThroughputExceededException", res
+            assert res["ErrorMessage"] == _rate_message("shardId-000000000000", name)
+        else:
+            assert "ErrorCode" not in res and res["ShardId"] == "shardId-000000000001", res
+    assert r["FailedRecordCount"] == 10
+
+
+def test_new_shards_bring_their_own_capacity(qc):
+    name = _new_stream(qc)
+    qc.update_shard_count(StreamName=name, TargetShardCount=2, ScalingType="UNIFORM_SCALING")
+    kin.wait_status(qc, name)
+    # Two fresh children: two seconds' worth of one shard's burst.
+    assert sum(qc.put_records(StreamName=name, Records=_small(500))["FailedRecordCount"] for _ in range(3)) == 0
+
+
 # ---------------------------------------------------------------- reads
 
 def test_sixth_get_records_within_a_second_is_throttled(qc):
@@ -212,12 +240,13 @@ def test_sixth_get_records_within_a_second_is_throttled(qc):
     _get_when_allowed(qc, throttled_it, deadline_s=5)
 
 
-def _get_when_allowed(client, it: str, deadline_s: float, poll_s: float = 0.1) -> tuple[dict, float]:
+def _get_when_allowed(client, it: str, deadline_s: float, poll_s: float = 0.1,
+                      **kw) -> tuple[dict, float]:
     """Retries one GetRecords until it is not throttled; returns (answer, seconds waited)."""
     start = time.monotonic()
     while True:
         try:
-            return client.get_records(ShardIterator=it), time.monotonic() - start
+            return client.get_records(ShardIterator=it, **kw), time.monotonic() - start
         except ClientError as e:
             assert e.response["Error"]["Code"] == "ProvisionedThroughputExceededException", e.response
             assert time.monotonic() - start < deadline_s, f"still throttled after {deadline_s}s"
@@ -244,6 +273,25 @@ def test_big_read_throttles_the_shard_for_seconds(qc):
     assert 2.5 <= waited <= 7.0, f"throttled for {waited:.1f}s after a {got / MIB:.1f} MiB read"
 
 
+def test_read_bytes_per_second_is_2_mib(qc):
+    # 12 records of 1 MiB, read one per call as fast as the shard allows: after the
+    # 2 MiB of burst, one more MiB every half second.
+    name = _new_stream(qc, Tags={QUOTA_TAG: "off"})
+    for i in range(12):
+        qc.put_record(StreamName=name, Data=b"%d" % (i % 10) * (MIB - 2), PartitionKey="kk")
+    qc.remove_tags_from_stream(StreamName=name, TagKeys=[QUOTA_TAG])
+    it = kin.iterator(qc, name, "shardId-000000000000")
+    times = []
+    for _ in range(12):
+        r, _ = _get_when_allowed(qc, it, deadline_s=5, poll_s=0.02, Limit=1)
+        assert len(r["Records"]) == 1, len(r["Records"])
+        times.append(time.monotonic())
+        it = r["NextShardIterator"]
+    # Reads 3..12 are spaced by the refill: 9 MiB at 2 MiB/s.
+    rate = 9 / (times[-1] - times[2])
+    assert 1.6 <= rate <= 2.6, f"{rate:.2f} MiB/s read after the burst"
+
+
 # ---------------------------------------------------------------- settings per server and per stream
 
 def test_tag_off_lifts_quotas_for_one_stream(qc):
@@ -258,6 +306,13 @@ def test_tag_off_lifts_quotas_for_one_stream(qc):
     it = kin.iterator(qc, free, "shardId-000000000000")
     for _ in range(20):
         it = qc.get_records(ShardIterator=it, Limit=1)["NextShardIterator"]
+
+
+def test_tag_multiplier_for_one_stream(qc):
+    name = _new_stream(qc, Tags={QUOTA_TAG: "0.5"})
+    assert qc.put_records(StreamName=name, Records=_small(500))["FailedRecordCount"] == 0
+    failed = qc.put_records(StreamName=name, Records=_small(500))["FailedRecordCount"]
+    assert failed >= 450, f"a half-rate shard took {500 - failed} more records right after its burst"
 
 
 def test_tag_aws_turns_quotas_on_for_one_stream(endpoint, make_stream, kinesis):
