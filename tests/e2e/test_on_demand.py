@@ -306,3 +306,35 @@ def test_on_demand_scales_back_down_when_quiet_but_never_below_four(own_server):
     kin.assert_shard_map(shards)
     merged = [s for s in shards if "AdjacentParentShardId" in s]
     assert len(merged) == 2
+
+
+@pytest.mark.runnel_only
+def test_capacity_settings_survive_kill_9(own_server):
+    srv = own_server()
+    c = kin.make_client(srv.endpoint, retry_throttling=False)
+    c.create_stream(StreamName="keep", ShardCount=2)
+    kin.wait_status(c, "keep")
+    arn = kin.stream_arn("keep")
+    c.update_max_record_size(StreamARN=arn, MaxRecordSizeInKiB=2048)
+    c.update_stream_mode(StreamARN=arn, StreamModeDetails=ON_DEMAND)
+    kin.wait_status(c, "keep")
+    started_at = c.update_account_settings(
+        MinimumThroughputBillingCommitment={"Status": "ENABLED"})["MinimumThroughputBillingCommitment"]["StartedAt"]
+    c.update_stream_warm_throughput(StreamName="keep", WarmThroughputMiBps=3)
+    before = kin.wait_status(c, "keep")
+    ranges = kin.open_ranges(c, "keep")
+    srv.kill()
+
+    srv.start()
+    c = kin.make_client(srv.endpoint, retry_throttling=False)
+    s = kin.wait_status(c, "keep")
+    assert s["StreamModeDetails"] == ON_DEMAND
+    assert s["MaxRecordSizeInKiB"] == 2048
+    assert s["OpenShardCount"] == before["OpenShardCount"]
+    assert s["WarmThroughput"]["TargetMiBps"] == 3
+    assert kin.open_ranges(c, "keep") == ranges
+    got = c.describe_account_settings()["MinimumThroughputBillingCommitment"]
+    assert got == {"Status": "ENABLED", "StartedAt": started_at}
+    limits = c.describe_limits()
+    assert limits["OnDemandStreamCount"] == 1 and limits["OpenShardCount"] == s["OpenShardCount"]
+    kin.assert_seq(c.put_record(StreamName="keep", Data=b"2" * (2 * MIB), PartitionKey="k")["SequenceNumber"])
