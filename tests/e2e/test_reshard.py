@@ -320,6 +320,92 @@ def test_update_shard_count_argument_errors(kinesis_nv, make_stream):
     assert kin.wait_status(kinesis_nv, name, "ACTIVE")["OpenShardCount"] == 2
 
 
+def test_per_key_order_holds_while_resharding_under_load(kinesis, make_stream, endpoint):
+    # Writers own their keys and wait for each ack, so per key the put order is
+    # known; reshards run meanwhile. Walking the lineage must give that order back.
+    name = make_stream(2)
+    stop = threading.Event()
+    lock = threading.Lock()
+    acks: dict[bytes, tuple[str, str]] = {}
+    errors: list[str] = []
+
+    def writer(w: int) -> None:
+        c = kin.make_client(endpoint, retry_throttling=False)
+        keys = [f"w{w}-k{i}" for i in range(8)]
+        for n in range(2000):  # bounds the load if stop never comes
+            if stop.is_set():
+                return
+            entries = [{"Data": f"{k}:{n}".encode(), "PartitionKey": k} for k in keys]
+            try:
+                r = c.put_records(StreamName=name, Records=entries)
+            except (BotoCoreError, ClientError) as e:
+                errors.append(str(e))
+                return
+            if r["FailedRecordCount"]:
+                errors.append(f"failed records: {r['Records']}")
+                return
+            with lock:
+                for e, res in zip(entries, r["Records"]):
+                    acks[e["Data"]] = (res["ShardId"], res["SequenceNumber"])
+
+    threads = [threading.Thread(target=writer, args=(w,), daemon=True) for w in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        steps = [
+            lambda: kinesis.split_shard(StreamName=name, ShardToSplit=_sid(0), NewStartingHashKey=str(HALF // 2)),
+            lambda: kinesis.split_shard(StreamName=name, ShardToSplit=_sid(1), NewStartingHashKey=str(HALF + HALF // 2)),
+            lambda: kinesis.merge_shards(StreamName=name, ShardToMerge=_sid(3), AdjacentShardToMerge=_sid(4)),
+            lambda: kinesis.update_shard_count(StreamName=name, TargetShardCount=5, ScalingType="UNIFORM_SCALING"),
+            lambda: kinesis.update_shard_count(StreamName=name, TargetShardCount=3, ScalingType="UNIFORM_SCALING"),
+        ]
+        for step in steps:
+            before = len(acks)
+            deadline = time.monotonic() + 20
+            while len(acks) < before + 200:  # let writes flow between reshards
+                assert not errors, errors[:2]
+                assert time.monotonic() < deadline, "writers made no progress"
+                time.sleep(kin.POLL_INTERVAL_S)
+            step()
+            kin.wait_status(kinesis, name, "ACTIVE")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+    assert not errors, errors[:2]
+    assert kin.open_ranges(kinesis, name) == kin.even_split(3)
+    order, records, _ = kin.walk_lineage(kinesis, name)
+    _check_records(order, records, acks)
+    per_key: dict[str, list[int]] = {}
+    for sid in order:
+        for r in records[sid]:
+            key, n = r["Data"].decode().split(":")
+            per_key.setdefault(key, []).append(int(n))
+    for key, ns in per_key.items():
+        assert ns == list(range(len(ns))), f"{key} read out of put order: {ns[:50]}"
+
+
+@pytest.mark.runnel_only
+@pytest.mark.xfail(strict=True, reason="server bug: UpdateShardCount has no per-stream limit of 10 scalings "
+                   "per rolling 24 hours (AWS API reference: LimitExceededException)")
+def test_update_shard_count_ten_times_a_day():
+    srv = kin.RunnelProcess().start()
+    try:
+        c = kin.make_client(srv.endpoint, retry_throttling=False)
+        c.create_stream(StreamName="often", ShardCount=2)
+        kin.wait_status(c, "often")
+        for i in range(10):
+            c.update_shard_count(StreamName="often", TargetShardCount=3 if i % 2 == 0 else 2,
+                                 ScalingType="UNIFORM_SCALING")
+            kin.wait_status(c, "often")
+        kin.expect_error("LimitExceededException", c.update_shard_count, StreamName="often",
+                         TargetShardCount=3, ScalingType="UNIFORM_SCALING")
+        _advance(srv.endpoint, 24 * 3600 * 1000 + 1)
+        c.update_shard_count(StreamName="often", TargetShardCount=3, ScalingType="UNIFORM_SCALING")
+    finally:
+        srv.cleanup()
+
+
 # ---------------------------------------------------------------- ListShards filters and expiry
 
 def _ids(shards: list[dict]) -> list[str]:
