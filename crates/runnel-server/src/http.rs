@@ -108,6 +108,7 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> HttpRespons
             );
             r
         }
+        (&Method::GET, p) if crate::console::is_console_path(p) => crate::console::serve(p),
         (&Method::POST, path) if path.starts_with(crate::cloudwatch::RPC_PATH_PREFIX) => {
             let op = path[crate::cloudwatch::RPC_PATH_PREFIX.len()..].to_owned();
             cloudwatch_request(&state, req, crate::cloudwatch::Wire::RpcV2Cbor, op).await

@@ -10,6 +10,7 @@ pub mod alarms;
 pub mod body;
 pub mod cloudwatch;
 pub mod config;
+pub mod console;
 pub mod errors;
 pub mod http;
 pub mod kinesis;
