@@ -656,10 +656,6 @@ def test_stalled_subscriber_blocks_nobody(own_server):
 
 
 @pytest.mark.runnel_only
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: the per-shard broadcast channel is bounded by batch count (256), "
-    "not bytes; a subscriber that stops reading pins the last 256 PutRecords "
-    "batches (up to 5 MiB each, ~1.25 GiB per shard)"))
 def test_stalled_subscriber_memory_is_bounded(own_server):
     client, _fo, stalled = _stalled_setup(own_server)
     try:

@@ -55,6 +55,11 @@ pub struct ServerConfig {
     /// Largest request body accepted, checked before it is read.
     pub request_body_bytes_max: usize,
     pub log_json: bool,
+    /// "open": any credentials are accepted (loopback addresses only);
+    /// "enforced": SigV4 from a known principal and an allowing policy.
+    pub auth: String,
+    /// The principals file (default: `<data_dir>/principals.json`).
+    pub principals_file: Option<PathBuf>,
     /// How often alarms are evaluated.
     pub alarm_check_ms: u64,
     /// Threshold alarms on any metric (see `alarms.rs`).
@@ -79,6 +84,8 @@ impl Default for ServerConfig {
             test_clock: false,
             request_body_bytes_max: runnel_types::limits::REQUEST_BODY_BYTES_MAX,
             log_json: false,
+            auth: "open".into(),
+            principals_file: None,
             alarm_check_ms: 10_000,
             alarms: Vec::new(),
         }
@@ -99,6 +106,12 @@ pub enum ConfigError {
 }
 
 impl ServerConfig {
+    pub fn principals_path(&self) -> PathBuf {
+        self.principals_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("principals.json"))
+    }
+
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.into(),
@@ -144,6 +157,19 @@ impl ServerConfig {
             return Err(ConfigError::Invalid(
                 "on_demand_scale_check_ms must be positive".into(),
             ));
+        }
+        match self.auth.as_str() {
+            "enforced" => {}
+            "open" if self.addr.ip().is_loopback() => {}
+            "open" => {
+                return Err(ConfigError::Invalid(format!(
+                    "refusing to listen on {} without authentication: anyone who can reach it could read and delete streams. \
+                     Either bind a loopback address (--addr 127.0.0.1:4567) or set auth = \"enforced\" (--auth enforced) \
+                     and create credentials with `runnel auth add NAME --policy policy.json`.",
+                    self.addr
+                )))
+            }
+            other => return Err(ConfigError::Invalid(format!("auth must be \"open\" or \"enforced\", not \"{other}\""))),
         }
         for a in &self.alarms {
             a.validate().map_err(ConfigError::Invalid)?;

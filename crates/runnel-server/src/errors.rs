@@ -37,6 +37,8 @@ pub enum FrontDoorError {
     UnsupportedContentType(String),
     #[error("{0}")]
     Streams(#[from] StreamsError),
+    #[error("{0}")]
+    Auth(#[from] runnel_auth::AuthError),
 }
 
 impl FrontDoorError {
@@ -53,6 +55,13 @@ impl FrontDoorError {
                 ("UnknownOperationException", StatusCode::NOT_FOUND)
             }
             FrontDoorError::Streams(e) => streams_error(e),
+            FrontDoorError::Auth(e) => {
+                let (t, status) = e.aws();
+                (
+                    t,
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
+                )
+            }
         }
     }
 }

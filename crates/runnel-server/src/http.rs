@@ -22,6 +22,8 @@ pub struct AppState {
     /// Present only with `test_clock = true`.
     pub test_clock: Option<ManualClock>,
     pub metrics: Arc<runnel_metrics::Registry>,
+    /// Present when `auth = "enforced"`.
+    pub auth: Option<Arc<crate::auth::AuthState>>,
 }
 
 pub type HttpResponse = Response<BoxBody<Bytes, std::convert::Infallible>>;
@@ -97,7 +99,11 @@ pub(crate) fn error_response(encoding: Encoding, e: &FrontDoorError) -> HttpResp
     aws_response(encoding, status, body, Some(error_type))
 }
 
-pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> HttpResponse {
+pub async fn handle(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+    peer: std::net::IpAddr,
+) -> HttpResponse {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/health") | (&Method::GET, "/ready") => plain(StatusCode::OK, "ok\n"),
         (&Method::GET, "/metrics") => {
@@ -108,19 +114,23 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> HttpRespons
             );
             r
         }
-        (&Method::GET, p) if crate::console::is_console_path(p) => crate::console::serve(p),
         (&Method::POST, path) if path.starts_with(crate::cloudwatch::RPC_PATH_PREFIX) => {
             let op = path[crate::cloudwatch::RPC_PATH_PREFIX.len()..].to_owned();
-            cloudwatch_request(&state, req, crate::cloudwatch::Wire::RpcV2Cbor, op).await
+            cloudwatch_request(&state, req, crate::cloudwatch::Wire::RpcV2Cbor, op, peer).await
         }
         (&Method::POST, path) if path.starts_with("/_runnel/test/") => test_hook(&state, req).await,
-        (&Method::POST, _) => aws_request(&state, req).await,
+        (&Method::POST, _) => aws_request(&state, req, peer).await,
         _ => plain(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
 
-async fn aws_request(state: &AppState, req: Request<Incoming>) -> HttpResponse {
-    let headers = req.headers();
+async fn aws_request(
+    state: &AppState,
+    req: Request<Incoming>,
+    peer: std::net::IpAddr,
+) -> HttpResponse {
+    let (parts, req_body) = req.into_parts();
+    let headers = &parts.headers;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
@@ -135,7 +145,7 @@ async fn aws_request(state: &AppState, req: Request<Incoming>) -> HttpResponse {
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    // The caller's identity; verification arrives with the security layer.
+    // In open mode the caller's claimed identity is only logged.
     if let Some(auth) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -148,7 +158,7 @@ async fn aws_request(state: &AppState, req: Request<Incoming>) -> HttpResponse {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let body = match read_limited(req.into_body(), declared, state.request_body_bytes_max).await {
+    let body = match read_limited(req_body, declared, state.request_body_bytes_max).await {
         Ok(b) => b,
         Err(BodyError::TooLarge(max)) => {
             let e = FrontDoorError::BodyTooLarge(format!(
@@ -163,6 +173,9 @@ async fn aws_request(state: &AppState, req: Request<Incoming>) -> HttpResponse {
     let operation = match target.as_deref().and_then(split_target) {
         Some((KINESIS_TARGET_PREFIX, op)) => op.to_owned(),
         Some((crate::cloudwatch::TARGET_PREFIX, op)) => {
+            if let Err(e) = authorize_cloudwatch(state, &parts, &body, peer, op) {
+                return error_response(encoding, &e);
+            }
             return cloudwatch_response(state, crate::cloudwatch::Wire::Json10, op, &body);
         }
         _ => {
@@ -173,6 +186,26 @@ async fn aws_request(state: &AppState, req: Request<Incoming>) -> HttpResponse {
             return error_response(encoding, &e);
         }
     };
+    if let Some(auth) = &state.auth {
+        let input = match encoding {
+            Encoding::Json => serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+            Encoding::Cbor => ciborium::from_reader::<ciborium::Value, _>(&body[..])
+                .map(crate::cloudwatch::cbor_to_json)
+                .unwrap_or(serde_json::Value::Null),
+        };
+        let resource = state.streams.resource_arn_of(&input);
+        let action = format!("kinesis:{operation}");
+        let now = state.streams.now_ms();
+        match auth.check(&parts, &body, peer, &["kinesis"], &action, &resource, now) {
+            Ok(caller) => {
+                tracing::debug!(principal = %caller.name, %action, %resource, "authorized")
+            }
+            Err(e) => {
+                tracing::info!(%action, %resource, error = %e, "request refused");
+                return error_response(encoding, &FrontDoorError::Auth(e));
+            }
+        }
+    }
     if operation == "SubscribeToShard" {
         return crate::subscribe::subscribe_to_shard(&state.streams, encoding, body).await;
     }
@@ -247,8 +280,10 @@ async fn cloudwatch_request(
     req: Request<Incoming>,
     wire: crate::cloudwatch::Wire,
     op: String,
+    peer: std::net::IpAddr,
 ) -> HttpResponse {
-    let body = match read_limited(req.into_body(), None, state.request_body_bytes_max).await {
+    let (parts, req_body) = req.into_parts();
+    let body = match read_limited(req_body, None, state.request_body_bytes_max).await {
         Ok(b) => b,
         Err(e) => {
             let err = crate::cloudwatch::CwError {
@@ -258,7 +293,38 @@ async fn cloudwatch_request(
             return cloudwatch_error(wire, &err);
         }
     };
+    if let Err(FrontDoorError::Auth(e)) = authorize_cloudwatch(state, &parts, &body, peer, &op) {
+        let (error_type, _) = e.aws();
+        let err = crate::cloudwatch::CwError {
+            error_type,
+            message: e.to_string(),
+        };
+        return cloudwatch_error(wire, &err);
+    }
     cloudwatch_response(state, wire, &op, &body)
+}
+
+fn authorize_cloudwatch(
+    state: &AppState,
+    parts: &http::request::Parts,
+    body: &[u8],
+    peer: std::net::IpAddr,
+    op: &str,
+) -> Result<(), FrontDoorError> {
+    let Some(auth) = &state.auth else {
+        return Ok(());
+    };
+    let action = format!("cloudwatch:{op}");
+    auth.check(
+        parts,
+        body,
+        peer,
+        &["monitoring"],
+        &action,
+        "*",
+        state.streams.now_ms(),
+    )?;
+    Ok(())
 }
 
 fn cloudwatch_response(

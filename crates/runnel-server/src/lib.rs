@@ -7,10 +7,10 @@
 //!   types and HTTP statuses.
 
 pub mod alarms;
+pub mod auth;
 pub mod body;
 pub mod cloudwatch;
 pub mod config;
-pub mod console;
 pub mod errors;
 pub mod http;
 pub mod kinesis;

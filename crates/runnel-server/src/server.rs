@@ -76,6 +76,17 @@ impl Server {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "storage opened"
         );
+        let auth = match config.auth.as_str() {
+            "enforced" => Some(Arc::new(
+                crate::auth::AuthState::load(
+                    config.principals_path(),
+                    &config.region,
+                    &config.account_id,
+                )
+                .context("cannot load the principals file")?,
+            )),
+            _ => None,
+        };
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.addr))?;
@@ -84,6 +95,7 @@ impl Server {
             request_body_bytes_max: config.request_body_bytes_max,
             test_clock,
             metrics,
+            auth,
         });
         Ok(Server {
             listener,
@@ -135,7 +147,7 @@ impl Server {
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
                     let state = state.clone();
-                    async move { Ok::<_, std::convert::Infallible>(handle(state, req).await) }
+                    async move { Ok::<_, std::convert::Infallible>(handle(state, req, peer.ip()).await) }
                 });
                 if let Err(e) = builder
                     .serve_connection(TokioIo::new(stream), service)

@@ -288,6 +288,7 @@ impl StreamsService {
                 key,
                 crate::fanout::PushedBatch {
                     first_position: ack.first_position,
+                    count: records.len() as u64,
                     timestamp_ms: ack.timestamp_ms,
                     records: records
                         .into_iter()

@@ -20,12 +20,19 @@ use runnel_log::ShardKey;
 use tokio::sync::{broadcast, Notify};
 
 /// Batches buffered per shard channel before a slow subscriber lags.
-const CHANNEL_BATCHES_MAX: usize = 256;
+const CHANNEL_BATCHES_MAX: usize = 64;
+/// Batches larger than this are announced without their records (readers
+/// fetch them from the log), so a stalled subscriber pins at most
+/// `CHANNEL_BATCHES_MAX × PUSH_BATCH_BYTES_MAX` (4 MiB) per shard.
+pub const PUSH_BATCH_BYTES_MAX: usize = 64 * 1024;
 
 /// Records committed together to one shard.
 #[derive(Debug)]
 pub struct PushedBatch {
     pub first_position: u64,
+    /// How many records were committed (`records` is empty when they were
+    /// too big to carry, and for a bare wake-up `count` is 0).
+    pub count: u64,
     pub timestamp_ms: u64,
     pub records: Vec<(String, Bytes)>,
 }
@@ -67,7 +74,24 @@ impl FanoutHub {
             .any(|(k, tx)| k.stream_uid == stream_uid && tx.receiver_count() > 0)
     }
 
-    pub fn publish(&self, shard: ShardKey, batch: PushedBatch) {
+    /// Wakes a shard's subscribers without data (e.g. the shard closed).
+    pub fn nudge(&self, shard: ShardKey) {
+        self.publish(
+            shard,
+            PushedBatch {
+                first_position: 0,
+                count: 0,
+                timestamp_ms: 0,
+                records: Vec::new(),
+            },
+        );
+    }
+
+    pub fn publish(&self, shard: ShardKey, mut batch: PushedBatch) {
+        let bytes: usize = batch.records.iter().map(|(k, d)| k.len() + d.len()).sum();
+        if bytes > PUSH_BATCH_BYTES_MAX {
+            batch.records = Vec::new();
+        }
         let tx = self.channels.lock().get(&shard).cloned();
         if let Some(tx) = tx {
             if tx.receiver_count() > 0 {

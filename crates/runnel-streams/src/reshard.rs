@@ -221,7 +221,22 @@ impl StreamsService {
             StreamState::Updating
         };
         rec.state_since_ms = now;
+        let closed: Vec<u32> = rec
+            .shards
+            .iter()
+            .filter(|s| {
+                s.closed_ms == Some(now)
+                    && entry
+                        .shard(s.index)
+                        .is_some_and(|old| old.closed_at_position.is_none())
+            })
+            .map(|s| s.index)
+            .collect();
         self.commit(rec)?;
+        // Subscribers of closed shards send their final event now, not at the next heartbeat.
+        for index in closed {
+            self.fanout.nudge(entry.shard_key(index));
+        }
         tracing::info!(stream = %entry.rec.name, steps = plan.len(), "resharded");
         Ok(())
     }

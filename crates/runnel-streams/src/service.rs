@@ -395,3 +395,32 @@ pub(crate) fn mode_name(m: runnel_catalog::StreamMode) -> &'static str {
         runnel_catalog::StreamMode::OnDemand => "ON_DEMAND",
     }
 }
+
+impl StreamsService {
+    /// The ARN an API request acts on, for authorization: the consumer,
+    /// resource or stream it names (a shard iterator names its stream), else
+    /// every stream of the account.
+    pub fn resource_arn_of(&self, input: &serde_json::Value) -> String {
+        let field = |n: &str| input.get(n).and_then(serde_json::Value::as_str);
+        if let Some(a) = field("ConsumerARN")
+            .or_else(|| field("ResourceARN"))
+            .or_else(|| field("StreamARN"))
+        {
+            return a.to_string();
+        }
+        if let Some(name) = field("StreamName") {
+            return self.arn(name);
+        }
+        if let Some((pos, _)) =
+            field("ShardIterator").and_then(|t| crate::token::IteratorPos::decode(&self.sealer, t))
+        {
+            if let Some(entry) = self.lookup_uid(pos.stream_uid) {
+                return self.arn(&entry.rec.name);
+            }
+        }
+        format!(
+            "arn:aws:kinesis:{}:{}:stream/*",
+            self.cfg.region, self.cfg.account_id
+        )
+    }
+}

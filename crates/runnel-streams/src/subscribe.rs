@@ -194,8 +194,18 @@ impl Subscription {
     /// Takes the records of a pushed batch that come next; a gap means the
     /// log has to fill it.
     fn accept(&mut self, batch: &PushedBatch) {
+        if batch.count == 0 {
+            return; // a wake-up: the loop re-checks the shard
+        }
         let expected = self.next + self.pending.len() as u64;
-        let end = batch.first_position + batch.records.len() as u64;
+        let end = batch.first_position + batch.count;
+        if batch.records.is_empty() {
+            // Announced without records: fetch them from the log if they are new.
+            if end > expected {
+                self.must_read = true;
+            }
+            return;
+        }
         if end <= expected {
             return;
         }

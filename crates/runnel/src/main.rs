@@ -31,6 +31,83 @@ enum Command {
     Put(runnel_cli::PutArgs),
     /// Print a stream's records as they arrive, across resharding.
     Tail(runnel_cli::TailArgs),
+    /// Manage the principals (access keys, secrets, policies) of `auth = "enforced"`.
+    Auth(AuthArgs),
+}
+
+#[derive(Args)]
+struct AuthArgs {
+    /// Principals file [default: ./runnel-data/principals.json]
+    #[arg(
+        long,
+        env = "RUNNEL_PRINCIPALS_FILE",
+        default_value = "./runnel-data/principals.json"
+    )]
+    file: PathBuf,
+    #[command(subcommand)]
+    command: AuthCommand,
+}
+
+#[derive(Subcommand)]
+enum AuthCommand {
+    /// Create a principal with fresh credentials and print them once.
+    Add {
+        name: String,
+        /// IAM policy JSON files to attach (repeatable). Without any, the principal can do nothing.
+        #[arg(long = "policy")]
+        policies: Vec<PathBuf>,
+    },
+    /// List principals (names and access keys; never secrets).
+    List,
+    /// Remove a principal.
+    Remove { name: String },
+}
+
+fn auth_command(args: AuthArgs) -> anyhow::Result<()> {
+    use runnel_auth::principals::PrincipalsFile;
+    let mut file = PrincipalsFile::load(&args.file)?;
+    match args.command {
+        AuthCommand::Add { name, policies } => {
+            let mut docs = Vec::new();
+            for p in policies {
+                let text = std::fs::read_to_string(&p)
+                    .with_context(|| format!("cannot read policy {}", p.display()))?;
+                docs.push(
+                    serde_json::from_str(&text)
+                        .with_context(|| format!("{} is not JSON", p.display()))?,
+                );
+            }
+            let principal = file.add(&name, docs)?;
+            if let Some(dir) = args.file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            file.save(&args.file)?;
+            println!("name:              {}", principal.name);
+            println!("access key id:     {}", principal.access_key);
+            println!("secret access key: {}", principal.secret);
+            println!(
+                "(the secret is shown once; it is stored in {} with mode 0600)",
+                args.file.display()
+            );
+        }
+        AuthCommand::List => {
+            for p in &file.principals {
+                println!(
+                    "{}\t{}\t{} policies",
+                    p.name,
+                    p.access_key,
+                    p.policies.len()
+                );
+            }
+        }
+        AuthCommand::Remove { name } => {
+            let before = file.principals.len();
+            file.principals.retain(|p| p.name != name);
+            anyhow::ensure!(file.principals.len() < before, "no principal named {name}");
+            file.save(&args.file)?;
+        }
+    }
+    Ok(())
 }
 
 /// Flags and `RUNNEL_*` environment variables override the config file.
@@ -76,6 +153,12 @@ struct ServeArgs {
     /// Enable /_runnel/test/* hooks that move the server clock (tests only)
     #[arg(long, env = "RUNNEL_TEST_CLOCK")]
     test_clock: bool,
+    /// open (any credentials; loopback only) or enforced (SigV4 + policies)
+    #[arg(long, env = "RUNNEL_AUTH")]
+    auth: Option<String>,
+    /// Principals file for --auth enforced [default: <data-dir>/principals.json]
+    #[arg(long, env = "RUNNEL_PRINCIPALS_FILE")]
+    principals_file: Option<PathBuf>,
     /// Log JSON lines instead of text
     #[arg(long, env = "RUNNEL_LOG_JSON")]
     log_json: bool,
@@ -119,6 +202,12 @@ impl ServeArgs {
         }
         if let Some(v) = self.on_demand_scale_check_ms {
             c.on_demand_scale_check_ms = v;
+        }
+        if let Some(v) = self.auth {
+            c.auth = v;
+        }
+        if let Some(v) = self.principals_file {
+            c.principals_file = Some(v);
         }
         c.test_clock |= self.test_clock;
         c.log_json |= self.log_json;
@@ -193,5 +282,6 @@ fn main() -> anyhow::Result<()> {
             runnel_cli::exit_on_error(runtime.block_on(runnel_cli::tail(args)));
             Ok(())
         }
+        Command::Auth(args) => auth_command(args),
     }
 }
