@@ -483,3 +483,22 @@ def walk_lineage(client, name: str, limit: int | None = None):
             order.append(sid)
         pending = [sid for sid in pending if sid not in records]
     return order, records, shards
+
+
+def settled_limits(client) -> dict:
+    """DescribeLimits once no stream of the account is DELETING (a stream another
+    test deleted without waiting still counts its shards until it is gone)."""
+    deadline = time.monotonic() + STATUS_TIMEOUT_S
+    while True:
+        summaries, kw = [], {}
+        while True:
+            r = client.list_streams(**kw)
+            summaries.extend(r.get("StreamSummaries", []))
+            if not r.get("HasMoreStreams") or not r.get("NextToken"):
+                break
+            kw = {"NextToken": r["NextToken"]}
+        if not any(s["StreamStatus"] == "DELETING" for s in summaries):
+            return client.describe_limits()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"streams still DELETING after {STATUS_TIMEOUT_S}s")
+        time.sleep(POLL_INTERVAL_S)

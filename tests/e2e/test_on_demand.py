@@ -45,7 +45,7 @@ def _wait_open_count(client, name: str, pred, what: str, deadline_s: float = SCA
 # ---------------------------------------------------------------- on the shared server
 
 def test_on_demand_stream_starts_with_four_even_shards(kinesis, make_stream):
-    before = kinesis.describe_limits()
+    before = kin.settled_limits(kinesis)
     name = make_stream(None, StreamModeDetails=ON_DEMAND)
     s = _summary(kinesis, name)
     assert s["StreamModeDetails"] == ON_DEMAND
@@ -72,7 +72,7 @@ def test_resharding_an_on_demand_stream_is_rejected(kinesis, make_stream):
 def test_update_stream_mode_round_trip(kinesis, make_stream):
     name = make_stream(2)
     arn = kin.stream_arn(name)
-    base = kinesis.describe_limits()["OnDemandStreamCount"]
+    base = kin.settled_limits(kinesis)["OnDemandStreamCount"]
     kin.expect_error("InvalidArgumentException", kinesis.update_stream_mode, StreamARN=arn,
                      StreamModeDetails=PROVISIONED, contains=("PROVISIONED",))
 

@@ -260,7 +260,7 @@ def _put_batch(client, name: str, tag: str, acks: dict[bytes, tuple[str, str]], 
 def test_update_shard_count_uniform_scaling(kinesis, make_stream, endpoint):
     # Standard retry mode retries LimitExceededException as throttling; these must not.
     once = kin.make_client(endpoint, retry_throttling=False)
-    base_open = kinesis.describe_limits()["OpenShardCount"]
+    base_open = kin.settled_limits(kinesis)["OpenShardCount"]
     name = make_stream(4)
     acks: dict[bytes, tuple[str, str]] = {}
     _put_batch(kinesis, name, "s4", acks)
@@ -463,7 +463,8 @@ def test_closed_shards_disappear_when_their_data_expires(kinesis, make_stream, c
     open_ids = [_sid(1), _sid(2)]
     assert _ids(kin.list_shards_all(kinesis, name)) == open_ids
     assert _ids(kin.list_all_shards(kinesis, name)) == open_ids
-    assert _ids(kin.list_shards_all(kinesis, name, ShardFilter={"Type": "FROM_TRIM_HORIZON"})) == open_ids
+    for ftype in ("FROM_TRIM_HORIZON", "AT_TRIM_HORIZON"):
+        assert _ids(kin.list_shards_all(kinesis, name, ShardFilter={"Type": ftype})) == open_ids, ftype
     assert kin.wait_status(kinesis, name, "ACTIVE")["OpenShardCount"] == 2
     kin.expect_error("ResourceNotFoundException", kinesis.get_shard_iterator, StreamName=name,
                      ShardId=_sid(0), ShardIteratorType="TRIM_HORIZON")
