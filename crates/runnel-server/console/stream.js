@@ -2,7 +2,7 @@
 // charts, consumers, tags, retention and encryption.
 
 import { kinesis, listAll, metricSeries, midpoint } from './api.js';
-import { lineChart } from './charts.js';
+import { lineChart, shardColor } from './charts.js';
 import { shardMap, isOpen, parentsOf, share, pct } from './shardmap.js';
 import { h, clear, every, act, toast, statusBadge, modeOf, fmtHours, fmtTime, fmtMs, fmtNumber, shortShard } from './ui.js';
 
@@ -106,7 +106,7 @@ function renderHead(head, sm) {
 }
 
 function renderFacts(dl, sm) {
-  const fact = (k, ...v) => [h('dt', {}, k), h('dd', {}, ...v)];
+  const fact = (k, ...v) => h('div', { class: 'fact' }, h('dt', {}, k), h('dd', {}, ...v));
   const em = (sm.EnhancedMonitoring || []).flatMap((e) => e.ShardLevelMetrics || []);
   clear(
     dl,
@@ -165,7 +165,7 @@ function shardsTable(name, st, after, select) {
       h('td', { class: 'num' }, pct(share(sh))),
       h('td', { class: 'mono small', title: `${range.StartingHashKey} … ${range.EndingHashKey}` }, abbrevKey(range.StartingHashKey), ' … ', abbrevKey(range.EndingHashKey)),
       h('td', { class: 'small' }, parentsOf(sh).join(', ') || '–'),
-      h('td', { class: 'row-actions' }, isOpen(sh) ? [split, merge] : ''),
+      h('td', {}, isOpen(sh) ? h('div', { class: 'row-actions' }, split, merge) : ''),
     );
   });
   return h(
@@ -201,10 +201,10 @@ async function renderCharts(name, st) {
     .map((sh, i) => ({ sh, i }))
     .filter(({ sh, i }) => isOpen(sh) || (series[`in${i}`] || []).some(([, v]) => v > 0));
   const incoming = perShard
-    ? keep.map(({ sh, i }) => ({ label: sh.ShardId, points: series[`in${i}`] || [] }))
+    ? keep.map(({ sh, i }) => ({ label: sh.ShardId, color: shardColor(sh.ShardId), points: series[`in${i}`] || [] }))
     : [{ label: 'IncomingRecords (stream)', points: series.in || [] }];
   const ages = perShard
-    ? keep.map(({ sh, i }) => ({ label: sh.ShardId, points: series[`age${i}`] || [] }))
+    ? keep.map(({ sh, i }) => ({ label: sh.ShardId, color: shardColor(sh.ShardId), points: series[`age${i}`] || [] }))
     : [{ label: 'GetRecords.IteratorAgeMilliseconds (max)', points: series.age || [] }];
   const total = (series.in || []).reduce((a, [, v]) => a + v, 0);
   return [

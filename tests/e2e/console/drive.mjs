@@ -48,6 +48,11 @@ function begin(name) {
   console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${name}`);
 }
 async function shot(name, fullPage = true) {
+  // A transient toast would cover part of the page.
+  await page.evaluate(() => {
+    const t = document.getElementById('toast');
+    if (t) t.hidden = true;
+  });
   await page.screenshot({ path: join(outDir, name), fullPage });
 }
 function check(cond, message) {
