@@ -10,7 +10,9 @@
 mod model;
 mod redb_catalog;
 
-pub use model::{ConsumerRecord, ShardRecord, StreamMode, StreamRecord, StreamState};
+pub use model::{
+    ConsumerRecord, EncryptionPeriod, ShardRecord, StreamMode, StreamRecord, StreamState,
+};
 pub use redb_catalog::RedbCatalog;
 
 #[derive(Debug, thiserror::Error)]

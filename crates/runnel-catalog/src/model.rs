@@ -62,6 +62,31 @@ pub struct StreamRecord {
     /// Enhanced fan-out consumers registered on the stream.
     #[serde(default)]
     pub consumers: Vec<ConsumerRecord>,
+    /// Server-side encryption periods (StartStreamEncryption), oldest first.
+    #[serde(default)]
+    pub encryption: Vec<EncryptionPeriod>,
+}
+
+/// One period during which new records of a stream were encrypted, from
+/// StartStreamEncryption to StopStreamEncryption (or a key change). A record
+/// at (shard, position) belongs to the period if `start <= position < stop`
+/// for that shard, where a shard missing from `starts` (created by a reshard
+/// during the period) starts at its `starting_position`, and a shard missing
+/// from a present `stops` (created after the period) is not in it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncryptionPeriod {
+    /// The KeyId as the caller gave it (key id, ARN, alias name or alias ARN).
+    pub key_id: String,
+    pub key_arn: String,
+    /// The period's data key, wrapped by the KMS key (a KMS ciphertext blob), hex.
+    pub wrapped_data_key: String,
+    pub started_ms: u64,
+    /// Shard index → first encrypted log position.
+    #[serde(default)]
+    pub starts: std::collections::BTreeMap<u32, u64>,
+    /// Shard index → first log position after the period; `None` while active.
+    #[serde(default)]
+    pub stops: Option<std::collections::BTreeMap<u32, u64>>,
 }
 
 /// A registered stream consumer (enhanced fan-out). Its ARN is

@@ -17,6 +17,10 @@ pub fn streams_error(e: &StreamsError) -> (&'static str, StatusCode) {
             "ProvisionedThroughputExceededException",
             StatusCode::BAD_REQUEST,
         ),
+        StreamsError::KmsDisabled(_) => ("KMSDisabledException", StatusCode::BAD_REQUEST),
+        StreamsError::KmsNotFound(_) => ("KMSNotFoundException", StatusCode::BAD_REQUEST),
+        StreamsError::KmsAccessDenied(_) => ("KMSAccessDeniedException", StatusCode::BAD_REQUEST),
+        StreamsError::KmsInvalidState(_) => ("KMSInvalidStateException", StatusCode::BAD_REQUEST),
         StreamsError::Internal(_) => (
             "InternalFailureException",
             StatusCode::INTERNAL_SERVER_ERROR,

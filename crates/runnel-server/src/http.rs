@@ -172,6 +172,9 @@ async fn aws_request(
     };
     let operation = match target.as_deref().and_then(split_target) {
         Some((KINESIS_TARGET_PREFIX, op)) => op.to_owned(),
+        Some(("TrentService", op)) => {
+            return crate::kms::respond(state, &parts, body, peer, op).await;
+        }
         Some((crate::cloudwatch::TARGET_PREFIX, op)) => {
             if let Err(e) = authorize_cloudwatch(state, &parts, &body, peer, op) {
                 return error_response(encoding, &e);

@@ -87,6 +87,8 @@ pub async fn dispatch(
         "DeregisterStreamConsumer" => sync_op!(svc, encoding, body, deregister_stream_consumer),
         "EnableEnhancedMonitoring" => sync_op!(svc, encoding, body, enable_enhanced_monitoring),
         "DisableEnhancedMonitoring" => sync_op!(svc, encoding, body, disable_enhanced_monitoring),
+        "StartStreamEncryption" => sync_op!(svc, encoding, body, start_stream_encryption),
+        "StopStreamEncryption" => sync_op!(svc, encoding, body, stop_stream_encryption),
         "DescribeLimits" => {
             // Validate that the body is a structure, like every operation.
             let _: serde_json::Value = match encoding {

@@ -14,6 +14,7 @@ pub mod config;
 pub mod errors;
 pub mod http;
 pub mod kinesis;
+pub mod kms;
 pub mod server;
 pub mod subscribe;
 

@@ -72,6 +72,14 @@ impl Server {
             metrics.clone(),
         )
         .map_err(|e| anyhow::anyhow!("cannot load streams: {e}"))?;
+        let kms = runnel_kms::Kms::open_in(
+            streams.catalog(),
+            &config.data_dir,
+            &config.region,
+            &config.account_id,
+        )
+        .map_err(|e| anyhow::anyhow!("cannot open the key service: {e}"))?;
+        streams.attach_kms(Arc::new(kms));
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "storage opened"

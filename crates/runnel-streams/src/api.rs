@@ -134,6 +134,8 @@ pub struct StreamDescription {
     pub stream_creation_timestamp: Timestamp,
     pub enhanced_monitoring: Vec<EnhancedMetrics>,
     pub encryption_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -154,6 +156,8 @@ pub struct StreamDescriptionSummary {
     pub stream_creation_timestamp: Timestamp,
     pub enhanced_monitoring: Vec<EnhancedMetrics>,
     pub encryption_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
     pub open_shard_count: u32,
     pub consumer_count: u32,
     #[serde(rename = "MaxRecordSizeInKiB")]
@@ -319,6 +323,9 @@ pub struct RecordOut {
     pub approximate_arrival_timestamp: Timestamp,
     pub data: Blob,
     pub partition_key: String,
+    /// `KMS` for records stored encrypted; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption_type: Option<&'static str>,
 }
 
 #[derive(Debug, Serialize)]

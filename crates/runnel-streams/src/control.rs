@@ -129,6 +129,7 @@ impl StreamsService {
                 .filter(|_| mode == StreamMode::OnDemand)
                 .map(|w| w.clamp(0, i64::from(u32::MAX)) as u32),
             consumers: Vec::new(),
+            encryption: Vec::new(),
         };
         self.commit(rec)?;
         tracing::info!(stream = %name, shards = shard_count, mode = mode_name(mode), "stream created");
@@ -249,7 +250,8 @@ impl StreamsService {
                 enhanced_monitoring: vec![EnhancedMetrics {
                     shard_level_metrics: rec.shard_level_metrics.clone(),
                 }],
-                encryption_type: "NONE",
+                encryption_type: Self::encryption_type(&entry),
+                key_id: Self::encryption_key_id(&entry),
                 open_shard_count: entry.routes.len() as u32,
                 consumer_count: 0,
                 max_record_size_in_kib: rec.max_record_size_kib,

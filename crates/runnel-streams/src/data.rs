@@ -76,6 +76,7 @@ impl StreamsService {
         }
         self.writable(&entry)?;
         let (_gate, entry) = self.enter_write(entry.rec.uid, &entry.rec.name).await?;
+        let sealer = self.record_sealer(&entry)?;
         let pk = input.partition_key.unwrap_or_default();
         let index = self.route(&entry, &pk, input.explicit_hash_key.as_deref())?;
         let key = entry.shard_key(index);
@@ -95,13 +96,14 @@ impl StreamsService {
             ));
         }
         let started = std::time::Instant::now();
-        let groups = vec![(
-            key,
-            vec![RecordIn {
+        let record = match &sealer {
+            Some(s) => s.seal(index, &pk, &data.0)?,
+            None => RecordIn {
                 partition_key: pk,
                 data: Bytes::from(data.0),
-            }],
-        )];
+            },
+        };
+        let groups = vec![(key, vec![record])];
         let pushed = self.fanout.listening(entry.rec.uid).then(|| groups.clone());
         let acks = self.log.append(groups).await?;
         if let Some(pushed) = pushed {
@@ -124,7 +126,7 @@ impl StreamsService {
         Ok(PutRecordOutput {
             shard_id: ShardId(index).to_string(),
             sequence_number: entry.seq_at(index, ack.first_position).to_string(),
-            encryption_type: "NONE",
+            encryption_type: Self::encryption_type(&entry),
         })
     }
 
@@ -187,6 +189,7 @@ impl StreamsService {
         self.writable(&entry)?;
         let (_gate, entry) = self.enter_write(entry.rec.uid, &entry.rec.name).await?;
 
+        let sealer = self.record_sealer(&entry)?;
         // Group by shard, keeping each record's place for the response;
         // records over their shard's quota fail alone, as AWS's do.
         let setting = self.quota_of(&entry);
@@ -227,9 +230,12 @@ impl StreamsService {
                     }
                 };
                 placement.push(Ok((slot, groups[slot].1.len())));
-                groups[slot].1.push(RecordIn {
-                    partition_key: pk,
-                    data: Bytes::from(data),
+                groups[slot].1.push(match &sealer {
+                    Some(s) => s.seal(index, &pk, &data)?,
+                    None => RecordIn {
+                        partition_key: pk,
+                        data: Bytes::from(data),
+                    },
                 });
             }
         }
@@ -277,7 +283,7 @@ impl StreamsService {
         Ok(PutRecordsOutput {
             failed_record_count: failed,
             records: results,
-            encryption_type: "NONE",
+            encryption_type: Self::encryption_type(&entry),
         })
     }
 
@@ -466,6 +472,7 @@ impl StreamsService {
             })?;
         let closed_at = shard.closed_at_position;
         let key = entry.shard_key(pos.shard_index);
+        self.check_readable(&entry)?;
         let setting = self.quota_of(&entry);
         if !self.quotas.admit_read(key, setting, now) {
             self.record_read_throttle(&entry, pos.shard_index);
@@ -510,13 +517,18 @@ impl StreamsService {
         let records = out
             .records
             .into_iter()
-            .map(|r| RecordOut {
-                sequence_number: entry.seq_at(pos.shard_index, r.position).to_string(),
-                approximate_arrival_timestamp: Timestamp::from_ms(r.timestamp_ms),
-                data: Blob(r.data.to_vec()),
-                partition_key: r.partition_key,
+            .map(|r| {
+                let (partition_key, data, encrypted) =
+                    self.open_record(&entry, pos.shard_index, r.position, r.partition_key, r.data)?;
+                Ok(RecordOut {
+                    sequence_number: entry.seq_at(pos.shard_index, r.position).to_string(),
+                    approximate_arrival_timestamp: Timestamp::from_ms(r.timestamp_ms),
+                    data: Blob(data.to_vec()),
+                    partition_key,
+                    encryption_type: encrypted.then_some("KMS"),
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         let next = IteratorPos {
             position: out.next_position,
             ..pos

@@ -19,6 +19,14 @@ pub enum StreamsError {
     ExpiredNextToken(String),
     #[error("{0}")]
     ProvisionedThroughputExceeded(String),
+    #[error("{0}")]
+    KmsDisabled(String),
+    #[error("{0}")]
+    KmsNotFound(String),
+    #[error("{0}")]
+    KmsAccessDenied(String),
+    #[error("{0}")]
+    KmsInvalidState(String),
     /// Storage or catalog failed; the request had no effect that was acknowledged.
     #[error("{0}")]
     Internal(String),

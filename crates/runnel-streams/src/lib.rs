@@ -14,6 +14,7 @@ mod capacity;
 mod consumers;
 mod control;
 mod data;
+pub mod encryption;
 pub mod error;
 pub mod fanout;
 mod listing;

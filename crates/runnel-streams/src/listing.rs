@@ -82,7 +82,8 @@ impl StreamsService {
                 enhanced_monitoring: vec![EnhancedMetrics {
                     shard_level_metrics: rec.shard_level_metrics.clone(),
                 }],
-                encryption_type: "NONE",
+                encryption_type: Self::encryption_type(&entry),
+                key_id: Self::encryption_key_id(&entry),
             },
         })
     }

@@ -435,6 +435,7 @@ mod tests {
             shard_level_metrics: vec![],
             warm_throughput_mibps: None,
             consumers: vec![],
+            encryption: vec![],
         })
     }
 

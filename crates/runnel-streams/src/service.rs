@@ -128,6 +128,7 @@ pub struct StreamsService {
     pub(crate) scaling: Mutex<HashMap<u64, crate::capacity::ScaleState>>,
     pub(crate) fanout: crate::fanout::FanoutHub,
     pub(crate) metrics: Arc<runnel_metrics::Registry>,
+    pub(crate) encryption: crate::encryption::Encryption,
 }
 
 impl StreamsService {
@@ -158,6 +159,7 @@ impl StreamsService {
             scaling: Mutex::default(),
             fanout: crate::fanout::FanoutHub::default(),
             metrics,
+            encryption: Default::default(),
         })
     }
 
@@ -374,6 +376,7 @@ impl StreamsService {
             self.write_gates.lock().remove(&entry.rec.uid);
             self.quotas.forget_stream(entry.rec.uid);
             self.fanout.end_stream(entry.rec.uid);
+            self.encryption.forget_stream(entry.rec.uid);
             tracing::info!(stream = %entry.rec.name, "stream deleted");
         }
         Ok(())

@@ -159,12 +159,12 @@ impl Subscription {
             }
             if !self.pending.is_empty() {
                 self.pay_budget().await;
-                return Some(Ok(self.event(&entry, end, None)));
+                return Some(self.event(&entry, end, None));
             }
             if closed_at.is_some_and(|c| self.next >= c) {
                 self.finished = true;
                 let children = self.svc.child_shards(&entry, self.shard.shard_index);
-                return Some(Ok(self.event(&entry, end, Some(children))));
+                return Some(self.event(&entry, end, Some(children)));
             }
             // Caught up: wait for a push, a heartbeat, or cancellation.
             tokio::select! {
@@ -174,7 +174,7 @@ impl Subscription {
                     Err(broadcast::error::RecvError::Closed) => self.must_read = true,
                 },
                 _ = tokio::time::sleep_until(heartbeat_at) => {
-                    return Some(Ok(self.event(&entry, end, None)));
+                    return Some(self.event(&entry, end, None));
                 }
                 _ = self.cancel.notify.notified() => {}
             }
@@ -271,7 +271,7 @@ impl Subscription {
         entry: &crate::service::StreamEntry,
         end: u64,
         children: Option<Vec<ChildShardOut>>,
-    ) -> SubscribeToShardEvent {
+    ) -> Result<SubscribeToShardEvent> {
         let index = self.shard.shard_index;
         let mut records = Vec::new();
         let mut bytes = 0usize;
@@ -292,11 +292,15 @@ impl Subscription {
             bytes += r.data.len();
             last_ts = Some(r.timestamp_ms);
             self.next = r.position + 1;
+            let (partition_key, data, encrypted) =
+                self.svc
+                    .open_record(entry, index, r.position, r.partition_key, r.data)?;
             records.push(RecordOut {
                 sequence_number: entry.seq_at(index, r.position).to_string(),
                 approximate_arrival_timestamp: Timestamp::from_ms(r.timestamp_ms),
-                data: Blob(r.data.to_vec()),
-                partition_key: r.partition_key,
+                data: Blob(data.to_vec()),
+                partition_key,
+                encryption_type: encrypted.then_some("KMS"),
             });
         }
         let behind = match last_ts {
@@ -323,11 +327,11 @@ impl Subscription {
         );
         self.svc
             .metric(entry, "SubscribeToShardEvent.Success", 1.0, "Count");
-        SubscribeToShardEvent {
+        Ok(SubscribeToShardEvent {
             records,
             continuation_sequence_number: continuation,
             millis_behind_latest: behind,
             child_shards: children,
-        }
+        })
     }
 }
