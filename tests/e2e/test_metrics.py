@@ -27,8 +27,14 @@ def cloudwatch(endpoint):
     return boto3.client("cloudwatch", endpoint_url=endpoint, **CREDS)
 
 
-def window():
-    now = datetime.datetime.now(datetime.timezone.utc)
+def server_now(endpoint) -> datetime.datetime:
+    """The server's clock: other tests move the shared server's test clock."""
+    ms = requests.post(endpoint + "/_runnel/test/clock/advance", json={"ms": 0}, timeout=10).json()["now_ms"]
+    return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.timezone.utc)
+
+
+def window(endpoint: str):
+    now = server_now(endpoint)
     return now - datetime.timedelta(minutes=10), now + datetime.timedelta(minutes=2)
 
 
@@ -40,7 +46,7 @@ def prom_value(text: str, name: str, labels: str) -> float | None:
 
 
 def stat_sum(cw, metric: str, dims: list[dict]) -> float:
-    start, end = window()
+    start, end = window(cw.meta.endpoint_url)
     r = cw.get_metric_statistics(Namespace="AWS/Kinesis", MetricName=metric, Dimensions=dims,
                                  StartTime=start, EndTime=end, Period=60, Statistics=["Sum"])
     return sum(p["Sum"] for p in r["Datapoints"])
@@ -72,7 +78,7 @@ def test_prometheus_and_cloudwatch_agree_on_exact_counts(kinesis, endpoint, make
 
     # The aws CLI (pinned in the venv) gets the same number.
     env = dict(os.environ, AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", AWS_DEFAULT_REGION="us-east-1")
-    start, end = window()
+    start, end = window(endpoint)
     aws = os.path.join(os.path.dirname(sys.executable), "aws")
     out = subprocess.run(
         [aws, "--endpoint-url", endpoint, "cloudwatch", "get-metric-statistics",
@@ -115,7 +121,7 @@ def test_put_metric_data_roundtrip(endpoint):
         {"MetricName": "MillisBehindLatest", "Values": [10.0, 20.0], "Counts": [1.0, 3.0], "Unit": "Milliseconds",
          "Dimensions": [{"Name": "Operation", "Value": "ProcessTask"}]},
     ])
-    start, end = window()
+    start, end = window(endpoint)
     r = cw.get_metric_data(StartTime=start, EndTime=end, MetricDataQueries=[{
         "Id": "m1", "MetricStat": {"Metric": {"Namespace": "KCL/app", "MetricName": "MillisBehindLatest",
                                               "Dimensions": [{"Name": "Operation", "Value": "ProcessTask"}]},

@@ -147,9 +147,6 @@ def own_server():
 
 
 @pytest.mark.runnel_only
-@pytest.mark.xfail(strict=True, reason="server bug: with quotas on, a record over 1 MiB (allowed by "
-                   "UpdateMaxRecordSize) is throttled forever, as the write bucket holds only 1 MiB; "
-                   "AWS bursts up to 10 MiB for large records")
 def test_large_record_is_accepted_with_quotas_on(own_server):
     # AWS: "To accommodate large records, Kinesis data streams can burst up to 10 MiBs,
     # while averaging 1 MiB per second" -- an idle shard takes one large record.

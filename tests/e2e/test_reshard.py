@@ -386,8 +386,6 @@ def test_per_key_order_holds_while_resharding_under_load(kinesis, make_stream, e
 
 
 @pytest.mark.runnel_only
-@pytest.mark.xfail(strict=True, reason="server bug: UpdateShardCount has no per-stream limit of 10 scalings "
-                   "per rolling 24 hours (AWS API reference: LimitExceededException)")
 def test_update_shard_count_ten_times_a_day():
     srv = kin.RunnelProcess().start()
     try:

@@ -65,6 +65,9 @@ pub struct StreamRecord {
     /// Server-side encryption periods (StartStreamEncryption), oldest first.
     #[serde(default)]
     pub encryption: Vec<EncryptionPeriod>,
+    /// When UpdateShardCount ran (AWS allows 10 per rolling 24 hours).
+    #[serde(default)]
+    pub scaling_events_ms: Vec<u64>,
 }
 
 /// One period during which new records of a stream were encrypted, from

@@ -172,6 +172,7 @@ mod tests {
             shard_level_metrics: vec![],
             warm_throughput_mibps: None,
             consumers: vec![],
+            scaling_events_ms: vec![],
             encryption: vec![],
         }
     }

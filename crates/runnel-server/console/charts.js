@@ -1,9 +1,15 @@
 // Hand-drawn SVG charts: a sparkline for tables and a line chart with axes.
 // Time is epoch seconds; series are per-minute points [[t, v], ...].
 
-import { h, s, fmtNumber } from './ui.js';
+import { h, s, fmtNumber, shortShard } from './ui.js';
 
 export const PALETTE = ['#2563eb', '#d97706', '#059669', '#db2777', '#7c3aed', '#0891b2', '#65a30d', '#dc2626'];
+
+/** One colour per shard, the same in the shard map and in every chart. */
+export function shardColor(shardId) {
+  const n = Number(shortShard(shardId));
+  return PALETTE[(Number.isFinite(n) ? n : 0) % PALETTE.length];
+}
 
 /** One value per minute from `from` to `to`; missing minutes are `gap` (0 for counts, null for gauges). */
 export function perMinute(points, from, to, gap = 0) {
@@ -113,7 +119,8 @@ export function lineChart({ title, series, from, to, gap = 0, format = fmtNumber
       if (v !== null && v !== 0) svg.append(s('circle', { cx: x(t), cy: y(v), r: 2.2, fill: sr.color }));
     }
   }
-  if (!values.some((v) => v > 0)) {
+  // Counts: nothing to show until one is non-zero. Gauges: any point is data.
+  if (gap === null ? !values.length : !values.some((v) => v > 0)) {
     svg.append(s('text', { x: (L + W - R) / 2, y: H / 2, 'text-anchor': 'middle', class: 'empty' }, empty));
   }
   const legend = h(

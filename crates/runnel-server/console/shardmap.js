@@ -4,7 +4,7 @@
 
 import { s, h, shortShard } from './ui.js';
 import { fraction, HASH_KEY_SPACE } from './api.js';
-import { PALETTE } from './charts.js';
+import { shardColor } from './charts.js';
 
 export const isOpen = (shard) => !('EndingSequenceNumber' in (shard.SequenceNumberRange || {}));
 export const parentsOf = (shard) => [shard.ParentShardId, shard.AdjacentParentShardId].filter(Boolean);
@@ -50,11 +50,6 @@ export function shardMap(shards, { selected, onSelect } = {}) {
   const x = (key) => L + fraction(key) * (W - L - R);
   const rowY = (d) => AXIS + d * (ROW + GAP);
   const open = shards.filter(isOpen);
-  const color = new Map(
-    [...open]
-      .sort((a, b) => (BigInt(a.HashKeyRange.StartingHashKey) < BigInt(b.HashKeyRange.StartingHashKey) ? -1 : 1))
-      .map((sh, i) => [sh.ShardId, PALETTE[i % PALETTE.length]]),
-  );
   const svg = s('svg', {
     viewBox: `0 0 ${W} ${H}`,
     class: 'shardmap',
@@ -128,7 +123,7 @@ export function shardMap(shards, { selected, onSelect } = {}) {
         width: w,
         height: ROW,
         rx: 4,
-        fill: openNow ? color.get(sh.ShardId) : 'url(#hatch)',
+        fill: openNow ? shardColor(sh.ShardId) : 'url(#hatch)',
         'fill-opacity': openNow ? 0.9 : 1,
         stroke: openNow ? 'none' : '#aab1bd',
       }),

@@ -44,6 +44,7 @@ export function fmtNumber(n) {
 
 export function fmtMs(ms) {
   if (ms === undefined || ms === null) return '–';
+  if (ms < 10 && !Number.isInteger(ms)) return `${ms.toFixed(1)} ms`;
   if (ms < 1000) return `${Math.round(ms)} ms`;
   if (ms < 60000) return `${(ms / 1000).toFixed(1)} s`;
   if (ms < 3600000) return `${(ms / 60000).toFixed(1)} min`;

@@ -142,7 +142,13 @@ export function viewerPage(root, name) {
       const d = decodeData(rec.Data);
       return h(
         'tr',
-        { 'data-testid': 'record', 'data-partition-key': rec.PartitionKey, 'data-shard': shardId, 'data-seq': rec.SequenceNumber },
+        {
+          'data-testid': 'record',
+          'data-partition-key': rec.PartitionKey,
+          'data-shard': shardId,
+          'data-seq': rec.SequenceNumber,
+          'data-arrival': rec.ApproximateArrivalTimestamp,
+        },
         h('td', { class: 'small nowrap' }, fmtTime(rec.ApproximateArrivalTimestamp)),
         h('td', { class: 'small nowrap', title: shardId }, `#${shortShard(shardId)}`),
         h('td', { class: 'mono small' }, rec.PartitionKey),
@@ -150,7 +156,13 @@ export function viewerPage(root, name) {
         h('td', {}, h('pre', { class: `data ${d.kind}` }, d.text), h('span', { class: 'muted small' }, `${d.kind} · ${d.bytes} B`)),
       );
     });
-    tbody.prepend(...rows.reverse());
+    // Newest arrival on top, whichever shard it came from.
+    for (const row of rows) {
+      const t = Number(row.dataset.arrival);
+      let before = tbody.firstElementChild;
+      while (before && Number(before.dataset.arrival) > t) before = before.nextElementSibling;
+      tbody.insertBefore(row, before);
+    }
     while (tbody.children.length > ROWS_MAX) tbody.lastElementChild.remove();
   };
 

@@ -67,13 +67,30 @@ impl AuthState {
         format!("arn:aws:iam::{}:user/{name}", self.account_id)
     }
 
-    /// Verifies the signature and evaluates the caller's policies.
+    /// [`AuthState::check_on`] for a request that did not come over TLS.
     #[allow(clippy::too_many_arguments)]
     pub fn check(
         &self,
         parts: &http::request::Parts,
         body: &[u8],
         peer: IpAddr,
+        services: &[&str],
+        action: &str,
+        resource: &str,
+        now_ms: u64,
+    ) -> Result<Caller, AuthError> {
+        self.check_on(parts, body, peer, false, services, action, resource, now_ms)
+    }
+
+    /// Verifies the signature and evaluates the caller's policies;
+    /// `secure` is whether the request came over TLS (`aws:SecureTransport`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn check_on(
+        &self,
+        parts: &http::request::Parts,
+        body: &[u8],
+        peer: IpAddr,
+        secure: bool,
         services: &[&str],
         action: &str,
         resource: &str,
@@ -117,7 +134,7 @@ impl AuthState {
         let arn = self.principal_arn(&principal.name);
         let ctx = Context {
             source_ip: Some(peer),
-            secure_transport: false,
+            secure_transport: secure,
         };
         match evaluate(&principal.policies, None, &arn, action, resource, &ctx) {
             Decision::Allow => Ok(Caller { name: principal.name.clone(), arn, access_key: verified.access_key }),

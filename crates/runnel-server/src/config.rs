@@ -60,6 +60,11 @@ pub struct ServerConfig {
     pub auth: String,
     /// The principals file (default: `<data_dir>/principals.json`).
     pub principals_file: Option<PathBuf>,
+    /// PEM certificate chain and private key: serve HTTPS (h2 and http/1.1 by ALPN).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Generate (once) a development CA and certificate under `<data_dir>/tls/`.
+    pub tls_self_signed: bool,
     /// How often alarms are evaluated.
     pub alarm_check_ms: u64,
     /// Threshold alarms on any metric (see `alarms.rs`).
@@ -86,6 +91,9 @@ impl Default for ServerConfig {
             log_json: false,
             auth: "open".into(),
             principals_file: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_self_signed: false,
             alarm_check_ms: 10_000,
             alarms: Vec::new(),
         }
@@ -170,6 +178,16 @@ impl ServerConfig {
                 )))
             }
             other => return Err(ConfigError::Invalid(format!("auth must be \"open\" or \"enforced\", not \"{other}\""))),
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "tls_cert and tls_key go together: give both, or neither".into(),
+            ));
+        }
+        if self.tls_self_signed && self.tls_cert.is_some() {
+            return Err(ConfigError::Invalid(
+                "tls_self_signed and tls_cert/tls_key exclude each other".into(),
+            ));
         }
         for a in &self.alarms {
             a.validate().map_err(ConfigError::Invalid)?;

@@ -103,6 +103,7 @@ pub async fn handle(
     state: Arc<AppState>,
     req: Request<Incoming>,
     peer: std::net::IpAddr,
+    secure: bool,
 ) -> HttpResponse {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/health") | (&Method::GET, "/ready") => plain(StatusCode::OK, "ok\n"),
@@ -114,12 +115,21 @@ pub async fn handle(
             );
             r
         }
+        (&Method::GET, p) if crate::console::is_console_path(p) => crate::console::serve(p),
         (&Method::POST, path) if path.starts_with(crate::cloudwatch::RPC_PATH_PREFIX) => {
             let op = path[crate::cloudwatch::RPC_PATH_PREFIX.len()..].to_owned();
-            cloudwatch_request(&state, req, crate::cloudwatch::Wire::RpcV2Cbor, op, peer).await
+            cloudwatch_request(
+                &state,
+                req,
+                crate::cloudwatch::Wire::RpcV2Cbor,
+                op,
+                peer,
+                secure,
+            )
+            .await
         }
         (&Method::POST, path) if path.starts_with("/_runnel/test/") => test_hook(&state, req).await,
-        (&Method::POST, _) => aws_request(&state, req, peer).await,
+        (&Method::POST, _) => aws_request(&state, req, peer, secure).await,
         _ => plain(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
@@ -128,6 +138,7 @@ async fn aws_request(
     state: &AppState,
     req: Request<Incoming>,
     peer: std::net::IpAddr,
+    secure: bool,
 ) -> HttpResponse {
     let (parts, req_body) = req.into_parts();
     let headers = &parts.headers;
@@ -176,7 +187,7 @@ async fn aws_request(
             return crate::kms::respond(state, &parts, body, peer, op).await;
         }
         Some((crate::cloudwatch::TARGET_PREFIX, op)) => {
-            if let Err(e) = authorize_cloudwatch(state, &parts, &body, peer, op) {
+            if let Err(e) = authorize_cloudwatch(state, &parts, &body, peer, secure, op) {
                 return error_response(encoding, &e);
             }
             return cloudwatch_response(state, crate::cloudwatch::Wire::Json10, op, &body);
@@ -199,7 +210,16 @@ async fn aws_request(
         let resource = state.streams.resource_arn_of(&input);
         let action = format!("kinesis:{operation}");
         let now = state.streams.now_ms();
-        match auth.check(&parts, &body, peer, &["kinesis"], &action, &resource, now) {
+        match auth.check_on(
+            &parts,
+            &body,
+            peer,
+            secure,
+            &["kinesis"],
+            &action,
+            &resource,
+            now,
+        ) {
             Ok(caller) => {
                 tracing::debug!(principal = %caller.name, %action, %resource, "authorized")
             }
@@ -284,6 +304,7 @@ async fn cloudwatch_request(
     wire: crate::cloudwatch::Wire,
     op: String,
     peer: std::net::IpAddr,
+    secure: bool,
 ) -> HttpResponse {
     let (parts, req_body) = req.into_parts();
     let body = match read_limited(req_body, None, state.request_body_bytes_max).await {
@@ -296,7 +317,9 @@ async fn cloudwatch_request(
             return cloudwatch_error(wire, &err);
         }
     };
-    if let Err(FrontDoorError::Auth(e)) = authorize_cloudwatch(state, &parts, &body, peer, &op) {
+    if let Err(FrontDoorError::Auth(e)) =
+        authorize_cloudwatch(state, &parts, &body, peer, secure, &op)
+    {
         let (error_type, _) = e.aws();
         let err = crate::cloudwatch::CwError {
             error_type,
@@ -312,16 +335,18 @@ fn authorize_cloudwatch(
     parts: &http::request::Parts,
     body: &[u8],
     peer: std::net::IpAddr,
+    secure: bool,
     op: &str,
 ) -> Result<(), FrontDoorError> {
     let Some(auth) = &state.auth else {
         return Ok(());
     };
     let action = format!("cloudwatch:{op}");
-    auth.check(
+    auth.check_on(
         parts,
         body,
         peer,
+        secure,
         &["monitoring"],
         &action,
         "*",

@@ -11,12 +11,14 @@ pub mod auth;
 pub mod body;
 pub mod cloudwatch;
 pub mod config;
+pub mod console;
 pub mod errors;
 pub mod http;
 pub mod kinesis;
 pub mod kms;
 pub mod server;
 pub mod subscribe;
+pub mod tls;
 
 pub use config::{Durability, ServerConfig};
 pub use server::Server;

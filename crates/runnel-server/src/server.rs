@@ -21,6 +21,7 @@ const HEADER_READ_TIMEOUT_MS: u64 = 30_000;
 
 pub struct Server {
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     state: Arc<AppState>,
     config: ServerConfig,
 }
@@ -105,8 +106,28 @@ impl Server {
             metrics,
             auth,
         });
+        let tls = match (&config.tls_cert, &config.tls_key, config.tls_self_signed) {
+            (Some(cert), Some(key), _) => Some(crate::tls::acceptor(&crate::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: None,
+            })?),
+            (None, None, true) => {
+                let files = crate::tls::self_signed(&config.data_dir)?;
+                if let Some(ca) = &files.ca {
+                    tracing::info!(ca = %ca.display(), "TLS with a development certificate: trust this CA (aws --ca-bundle, boto3 verify=)");
+                    eprintln!(
+                        "runnel: TLS CA certificate: {} (aws --ca-bundle {0})",
+                        ca.display()
+                    );
+                }
+                Some(crate::tls::acceptor(&files)?)
+            }
+            _ => None,
+        };
         Ok(Server {
             listener,
+            tls,
             state,
             config,
         })
@@ -152,23 +173,49 @@ impl Server {
             let _ = stream.set_nodelay(true);
             let state = self.state.clone();
             let builder = builder.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let state = state.clone();
-                    async move { Ok::<_, std::convert::Infallible>(handle(state, req, peer.ip()).await) }
-                });
-                if let Err(e) = builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await
-                {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+            match self.tls.clone() {
+                None => {
+                    tokio::spawn(serve_one(builder, stream, state, peer, false));
                 }
-            });
+                Some(acceptor) => {
+                    tokio::spawn(async move {
+                        let handshake = tokio::time::timeout(
+                            Duration::from_millis(HEADER_READ_TIMEOUT_MS),
+                            acceptor.accept(stream),
+                        );
+                        match handshake.await {
+                            Ok(Ok(tls)) => serve_one(builder, tls, state, peer, true).await,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed")
+                            }
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                        }
+                    });
+                }
+            }
         }
         housekeeping.abort();
         alarms.abort();
         tracing::info!("shutting down");
         Ok(())
+    }
+}
+
+async fn serve_one<I>(
+    builder: Arc<hyper_util::server::conn::auto::Builder<TokioExecutor>>,
+    io: I,
+    state: Arc<AppState>,
+    peer: SocketAddr,
+    secure: bool,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let state = state.clone();
+        async move { Ok::<_, std::convert::Infallible>(handle(state, req, peer.ip(), secure).await) }
+    });
+    if let Err(e) = builder.serve_connection(TokioIo::new(io), service).await {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }
 

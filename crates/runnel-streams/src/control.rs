@@ -129,6 +129,7 @@ impl StreamsService {
                 .filter(|_| mode == StreamMode::OnDemand)
                 .map(|w| w.clamp(0, i64::from(u32::MAX)) as u32),
             consumers: Vec::new(),
+            scaling_events_ms: Vec::new(),
             encryption: Vec::new(),
         };
         self.commit(rec)?;

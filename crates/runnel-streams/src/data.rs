@@ -82,7 +82,11 @@ impl StreamsService {
         let key = entry.shard_key(index);
         let admitted = self
             .quotas
-            .writes(self.quota_of(&entry), self.now_ms())
+            .writes(
+                self.quota_of(&entry),
+                self.now_ms(),
+                Self::record_bytes_max(&entry),
+            )
             .admit(key, data.0.len() + pk.len());
         let record_bytes = (data.0.len() + pk.len()) as u64;
         if !admitted {
@@ -201,7 +205,9 @@ impl StreamsService {
         let started = std::time::Instant::now();
         // A block, so the admission lock is surely released before awaiting.
         {
-            let mut admission = self.quotas.writes(setting, self.now_ms());
+            let mut admission =
+                self.quotas
+                    .writes(setting, self.now_ms(), Self::record_bytes_max(&entry));
             for r in records {
                 let pk = r.partition_key.unwrap_or_default();
                 let index = self.route(&entry, &pk, r.explicit_hash_key.as_deref())?;

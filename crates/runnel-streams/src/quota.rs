@@ -72,9 +72,9 @@ struct ShardQuota {
 }
 
 impl ShardQuota {
-    fn new(m: f64, now: u64) -> Self {
+    fn new(m: f64, now: u64, burst_bytes: f64) -> Self {
         ShardQuota {
-            write_bytes: Bucket::full(WRITE_BYTES_PER_SEC * m, now),
+            write_bytes: Bucket::full((WRITE_BYTES_PER_SEC * m).max(burst_bytes), now),
             write_records: Bucket::full(WRITE_RECORDS_PER_SEC * m, now),
             read_bytes: Bucket::full(READ_BYTES_PER_SEC * m, now),
             read_calls: Bucket::full(READ_CALLS_PER_SEC * m, now),
@@ -93,6 +93,10 @@ pub struct WriteAdmission<'a> {
     guard: parking_lot::MutexGuard<'a, HashMap<ShardKey, ShardQuota>>,
     setting: QuotaSetting,
     now_ms: u64,
+    /// Largest write burst: one second of rate, or the stream's maximum
+    /// record size when that is larger (AWS lets large-record streams burst
+    /// to 10 MiB while averaging 1 MiB/s).
+    burst_bytes: f64,
 }
 
 impl WriteAdmission<'_> {
@@ -103,7 +107,7 @@ impl WriteAdmission<'_> {
             let q = self
                 .guard
                 .entry(shard)
-                .or_insert_with(|| ShardQuota::new(1.0, self.now_ms));
+                .or_insert_with(|| ShardQuota::new(1.0, self.now_ms, 0.0));
             q.demand_bytes += bytes as u64;
             return true;
         };
@@ -111,10 +115,11 @@ impl WriteAdmission<'_> {
         let q = self
             .guard
             .entry(shard)
-            .or_insert_with(|| ShardQuota::new(m, now));
+            .or_insert_with(|| ShardQuota::new(m, now, self.burst_bytes));
         q.demand_bytes += bytes as u64;
         let (byte_rate, rec_rate) = (WRITE_BYTES_PER_SEC * m, WRITE_RECORDS_PER_SEC * m);
-        q.write_bytes.refill(byte_rate, byte_rate, now);
+        q.write_bytes
+            .refill(byte_rate, byte_rate.max(self.burst_bytes), now);
         q.write_records.refill(rec_rate, rec_rate, now);
         let bytes = bytes as f64;
         if q.write_bytes.tokens >= bytes && q.write_records.tokens >= 1.0 {
@@ -128,11 +133,17 @@ impl WriteAdmission<'_> {
 }
 
 impl Quotas {
-    pub fn writes(&self, setting: QuotaSetting, now_ms: u64) -> WriteAdmission<'_> {
+    pub fn writes(
+        &self,
+        setting: QuotaSetting,
+        now_ms: u64,
+        burst_bytes: usize,
+    ) -> WriteAdmission<'_> {
         WriteAdmission {
             guard: self.shards.lock(),
             setting,
             now_ms,
+            burst_bytes: burst_bytes as f64,
         }
     }
 
@@ -142,7 +153,7 @@ impl Quotas {
         let mut shards = self.shards.lock();
         let q = shards
             .entry(shard)
-            .or_insert_with(|| ShardQuota::new(m, now_ms));
+            .or_insert_with(|| ShardQuota::new(m, now_ms, 0.0));
         let (call_rate, byte_rate) = (READ_CALLS_PER_SEC * m, READ_BYTES_PER_SEC * m);
         q.read_calls.refill(call_rate, call_rate, now_ms);
         q.read_bytes.refill(byte_rate, byte_rate, now_ms);
@@ -191,23 +202,23 @@ mod tests {
     #[test]
     fn write_records_per_second() {
         let q = Quotas::default();
-        let mut w = q.writes(Some(1.0), 0);
+        let mut w = q.writes(Some(1.0), 0, 0);
         let admitted = (0..1500).filter(|_| w.admit(K, 10)).count();
         assert_eq!(admitted, 1000);
         drop(w);
         // Half a second later, half the records again.
-        let mut w = q.writes(Some(1.0), 500);
+        let mut w = q.writes(Some(1.0), 500, 0);
         assert_eq!((0..1000).filter(|_| w.admit(K, 10)).count(), 500);
     }
 
     #[test]
     fn write_bytes_per_second() {
         let q = Quotas::default();
-        let mut w = q.writes(Some(1.0), 0);
+        let mut w = q.writes(Some(1.0), 0, 0);
         assert!(w.admit(K, 1024 * 1024));
         assert!(!w.admit(K, 1));
         drop(w);
-        let mut w = q.writes(Some(2.0), 0);
+        let mut w = q.writes(Some(2.0), 0, 0);
         // Multiplier applies to buckets created under it.
         assert!(w.admit(
             ShardKey {
@@ -219,9 +230,21 @@ mod tests {
     }
 
     #[test]
+    fn large_record_streams_burst_to_their_record_size() {
+        let q = Quotas::default();
+        let mut w = q.writes(Some(1.0), 0, 10 * 1024 * 1024);
+        assert!(w.admit(K, 2 * 1024 * 1024));
+        drop(w);
+        // The bucket starts full at one second's rate and refills up to 10 MiB.
+        let mut w = q.writes(Some(1.0), 10_000, 10 * 1024 * 1024);
+        assert!(w.admit(K, 9 * 1024 * 1024));
+        assert!(!w.admit(K, 2 * 1024 * 1024));
+    }
+
+    #[test]
     fn quotas_off_admits_everything() {
         let q = Quotas::default();
-        let mut w = q.writes(None, 0);
+        let mut w = q.writes(None, 0, 0);
         assert!((0..100_000).all(|_| w.admit(K, 1024 * 1024)));
         assert!(q.admit_read(K, None, 0));
     }

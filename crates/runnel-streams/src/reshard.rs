@@ -14,6 +14,10 @@ use crate::error::{Result, StreamsError};
 use crate::service::{StreamEntry, StreamsService};
 use crate::validate::Violations;
 
+const DAY_MS: u64 = 24 * 3600 * 1000;
+/// AWS's default limit on UpdateShardCount calls per stream and rolling day.
+const SCALINGS_PER_DAY_MAX: usize = 10;
+
 /// One step of a reshard plan, applied to a copy of the stream record.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Step {
@@ -184,8 +188,30 @@ impl StreamsService {
         }
         self.check_shard_quota(target, current)?;
         let plan = uniform_plan(&entry, target);
+        let now = self.now_ms();
+        let recent = entry
+            .rec
+            .scaling_events_ms
+            .iter()
+            .filter(|t| now.saturating_sub(**t) < DAY_MS)
+            .count();
+        if recent >= SCALINGS_PER_DAY_MAX {
+            return Err(StreamsError::LimitExceeded(format!(
+                "UpdateShardCount may run at most {SCALINGS_PER_DAY_MAX} times per rolling 24 hours on stream {} under account {}.",
+                entry.rec.name, self.cfg.account_id
+            )));
+        }
         if !plan.is_empty() {
             self.apply(&entry, &plan)?;
+        }
+        {
+            let _guard = self.control.lock();
+            let latest = self.lookup(&entry.rec.name)?;
+            let mut rec = latest.rec.clone();
+            rec.scaling_events_ms
+                .retain(|t| now.saturating_sub(*t) < DAY_MS);
+            rec.scaling_events_ms.push(now);
+            self.commit(rec)?;
         }
         Ok(UpdateShardCountOutput {
             stream_name: entry.rec.name.clone(),
@@ -435,6 +461,7 @@ mod tests {
             shard_level_metrics: vec![],
             warm_throughput_mibps: None,
             consumers: vec![],
+            scaling_events_ms: vec![],
             encryption: vec![],
         })
     }

@@ -37,6 +37,10 @@ pub(crate) fn check_tags(
                 "Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @.".into(),
             ));
         }
+        if k == crate::quota::QUOTA_TAG {
+            crate::quota::parse_setting(val)
+                .map_err(|e| StreamsError::InvalidArgument(format!("Tag {k}: {e}.")))?;
+        }
         if k.starts_with("aws:") {
             return Err(StreamsError::InvalidArgument(format!(
                 "Tag key '{k}' uses the reserved prefix 'aws:'."

@@ -159,6 +159,15 @@ struct ServeArgs {
     /// Principals file for --auth enforced [default: <data-dir>/principals.json]
     #[arg(long, env = "RUNNEL_PRINCIPALS_FILE")]
     principals_file: Option<PathBuf>,
+    /// PEM certificate chain: serve HTTPS (with --tls-key)
+    #[arg(long, env = "RUNNEL_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert
+    #[arg(long, env = "RUNNEL_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a development CA + certificate generated under <data-dir>/tls/
+    #[arg(long, env = "RUNNEL_TLS_SELF_SIGNED")]
+    tls_self_signed: bool,
     /// Log JSON lines instead of text
     #[arg(long, env = "RUNNEL_LOG_JSON")]
     log_json: bool,
@@ -209,6 +218,13 @@ impl ServeArgs {
         if let Some(v) = self.principals_file {
             c.principals_file = Some(v);
         }
+        if self.tls_cert.is_some() {
+            c.tls_cert = self.tls_cert;
+        }
+        if self.tls_key.is_some() {
+            c.tls_key = self.tls_key;
+        }
+        c.tls_self_signed |= self.tls_self_signed;
         c.test_clock |= self.test_clock;
         c.log_json |= self.log_json;
         c.validate()?;
