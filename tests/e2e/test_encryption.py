@@ -301,3 +301,24 @@ def test_subscribe_to_shard_decrypts(srv, kinesis, stream_name):
     resp["EventStream"].close()
     assert got == [(stored, "pk-stored", "KMS"), (live, "pk-live", "KMS")]
     assert files_containing(srv.data_dir, live) == []
+
+
+def test_master_key_from_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("RUNNEL_MASTER_KEY", "ab" * 32)
+    p = kin.RunnelProcess(data_dir=tmp_path / "data").start()
+    try:
+        kms = _client("kms", p.endpoint)
+        blob = kms.encrypt(KeyId="alias/aws/kinesis", Plaintext=b"env-keyed")["CiphertextBlob"]
+        assert not (p.data_dir / "master.key").exists()
+        p.stop()
+        p.start()
+        kms = _client("kms", p.endpoint)
+        assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"env-keyed"
+        p.stop()
+        # Another master key does not unwrap the stored keys: refuse to start.
+        monkeypatch.setenv("RUNNEL_MASTER_KEY", "cd" * 32)
+        with pytest.raises(RuntimeError):
+            p.start()
+        assert "master key does not unwrap" in p.log_tail()
+    finally:
+        p.cleanup()
