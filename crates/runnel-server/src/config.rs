@@ -65,6 +65,13 @@ pub struct ServerConfig {
     pub tls_key: Option<PathBuf>,
     /// Generate (once) a development CA and certificate under `<data_dir>/tls/`.
     pub tls_self_signed: bool,
+    /// Write the audit trail (CloudTrail-format JSON lines).
+    pub audit: bool,
+    /// Also record data events (PutRecord(s), GetRecords, GetShardIterator, SubscribeToShard).
+    pub audit_data_events: bool,
+    /// Audit file (default `<data_dir>/audit/audit.log`), rotated at `audit_file_bytes_max`.
+    pub audit_file: Option<PathBuf>,
+    pub audit_file_bytes_max: u64,
     /// How often alarms are evaluated.
     pub alarm_check_ms: u64,
     /// Threshold alarms on any metric (see `alarms.rs`).
@@ -94,6 +101,10 @@ impl Default for ServerConfig {
             tls_cert: None,
             tls_key: None,
             tls_self_signed: false,
+            audit: true,
+            audit_data_events: false,
+            audit_file: None,
+            audit_file_bytes_max: 64 * 1024 * 1024,
             alarm_check_ms: 10_000,
             alarms: Vec::new(),
         }

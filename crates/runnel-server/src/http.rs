@@ -24,6 +24,59 @@ pub struct AppState {
     pub metrics: Arc<runnel_metrics::Registry>,
     /// Present when `auth = "enforced"`.
     pub auth: Option<Arc<crate::auth::AuthState>>,
+    /// Present when `audit = true`.
+    pub audit: Option<Arc<crate::audit::AuditLog>>,
+    pub region: String,
+    pub account_id: String,
+}
+
+tokio::task_local! {
+    /// The audit facts of the request being served.
+    static AUDIT: Arc<crate::audit::AuditCtx>;
+}
+
+fn audit_facts(f: impl FnOnce(&crate::audit::AuditCtx)) {
+    let _ = AUDIT.try_with(|ctx| f(ctx));
+}
+
+fn body_json(encoding: Encoding, body: &[u8]) -> serde_json::Value {
+    match encoding {
+        Encoding::Json => serde_json::from_slice(body).unwrap_or(serde_json::Value::Null),
+        Encoding::Cbor => ciborium::from_reader::<ciborium::Value, _>(body)
+            .map(crate::cloudwatch::cbor_to_json)
+            .unwrap_or(serde_json::Value::Null),
+    }
+}
+
+/// Serves an API call inside an audit context and writes its audit record.
+async fn audited(
+    state: &AppState,
+    peer: std::net::IpAddr,
+    user_agent: Option<String>,
+    serve: impl std::future::Future<Output = HttpResponse>,
+) -> HttpResponse {
+    let Some(audit) = state.audit.clone() else {
+        return serve.await;
+    };
+    let ctx = Arc::new(crate::audit::AuditCtx::default());
+    let resp = AUDIT.scope(ctx.clone(), serve).await;
+    let note = resp.extensions().get::<crate::audit::ErrorNote>().cloned();
+    let request_id = resp
+        .headers()
+        .get("x-amzn-RequestId")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    audit.record(
+        &ctx,
+        state.streams.now_ms(),
+        &state.region,
+        &state.account_id,
+        peer,
+        user_agent.as_deref(),
+        request_id.as_deref(),
+        note.as_ref(),
+    );
+    resp
 }
 
 pub type HttpResponse = Response<BoxBody<Bytes, std::convert::Infallible>>;
@@ -96,7 +149,12 @@ pub(crate) fn error_response(encoding: Encoding, e: &FrontDoorError) -> HttpResp
         message: &message,
     }
     .encode(encoding);
-    aws_response(encoding, status, body, Some(error_type))
+    let mut r = aws_response(encoding, status, body, Some(error_type));
+    r.extensions_mut().insert(crate::audit::ErrorNote {
+        error_type: error_type.to_string(),
+        message,
+    });
+    r
 }
 
 pub async fn handle(
@@ -118,18 +176,22 @@ pub async fn handle(
         (&Method::GET, p) if crate::console::is_console_path(p) => crate::console::serve(p),
         (&Method::POST, path) if path.starts_with(crate::cloudwatch::RPC_PATH_PREFIX) => {
             let op = path[crate::cloudwatch::RPC_PATH_PREFIX.len()..].to_owned();
-            cloudwatch_request(
+            let ua = user_agent(&req);
+            let serve = cloudwatch_request(
                 &state,
                 req,
                 crate::cloudwatch::Wire::RpcV2Cbor,
                 op,
                 peer,
                 secure,
-            )
-            .await
+            );
+            audited(&state, peer, ua, serve).await
         }
         (&Method::POST, path) if path.starts_with("/_runnel/test/") => test_hook(&state, req).await,
-        (&Method::POST, _) => aws_request(&state, req, peer, secure).await,
+        (&Method::POST, _) => {
+            let ua = user_agent(&req);
+            audited(&state, peer, ua, aws_request(&state, req, peer, secure)).await
+        }
         _ => plain(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
@@ -163,6 +225,7 @@ async fn aws_request(
     {
         if let Ok(sig) = parse_authorization(auth) {
             tracing::trace!(access_key = %sig.access_key, region = %sig.region, "caller");
+            audit_facts(|a| a.access_key(&sig.access_key));
         }
     }
     let declared = headers
@@ -181,6 +244,18 @@ async fn aws_request(
             return error_response(encoding, &FrontDoorError::Serialization(m))
         }
     };
+    if let Some((prefix, op)) = target.as_deref().and_then(split_target) {
+        let source = match prefix {
+            KINESIS_TARGET_PREFIX => "kinesis.amazonaws.com",
+            "TrentService" => "kms.amazonaws.com",
+            crate::cloudwatch::TARGET_PREFIX => "monitoring.amazonaws.com",
+            _ => "runnel",
+        };
+        if state.audit.as_ref().is_some_and(|a| a.wants(op)) {
+            let params = body_json(encoding, &body);
+            audit_facts(|a| a.request(source, op, Some(&params)));
+        }
+    }
     let operation = match target.as_deref().and_then(split_target) {
         Some((KINESIS_TARGET_PREFIX, op)) => op.to_owned(),
         Some(("TrentService", op)) => {
@@ -201,12 +276,7 @@ async fn aws_request(
         }
     };
     if let Some(auth) = &state.auth {
-        let input = match encoding {
-            Encoding::Json => serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
-            Encoding::Cbor => ciborium::from_reader::<ciborium::Value, _>(&body[..])
-                .map(crate::cloudwatch::cbor_to_json)
-                .unwrap_or(serde_json::Value::Null),
-        };
+        let input = body_json(encoding, &body);
         let resource = state.streams.resource_arn_of(&input);
         let action = format!("kinesis:{operation}");
         let now = state.streams.now_ms();
@@ -221,7 +291,8 @@ async fn aws_request(
             now,
         ) {
             Ok(caller) => {
-                tracing::debug!(principal = %caller.name, %action, %resource, "authorized")
+                tracing::debug!(principal = %caller.name, %action, %resource, "authorized");
+                audit_facts(|a| a.principal(&caller.name, &caller.arn));
             }
             Err(e) => {
                 tracing::info!(%action, %resource, error = %e, "request refused");
@@ -375,6 +446,10 @@ fn cloudwatch_error(wire: crate::cloudwatch::Wire, e: &crate::cloudwatch::CwErro
         serde_json::json!({ "__type": e.error_type, "message": e.message }),
     );
     let mut r = cloudwatch_reply(wire, StatusCode::BAD_REQUEST, body);
+    r.extensions_mut().insert(crate::audit::ErrorNote {
+        error_type: e.error_type.to_string(),
+        message: e.message.clone(),
+    });
     if let Ok(v) = HeaderValue::from_str(e.error_type) {
         r.headers_mut().insert("x-amzn-query-error", v);
     }
@@ -408,4 +483,11 @@ fn cloudwatch_reply(
         h.insert("x-amzn-RequestId", v);
     }
     r
+}
+
+fn user_agent(req: &Request<Incoming>) -> Option<String> {
+    req.headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }

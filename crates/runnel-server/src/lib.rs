@@ -7,6 +7,7 @@
 //!   types and HTTP statuses.
 
 pub mod alarms;
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod cloudwatch;

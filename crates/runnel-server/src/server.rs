@@ -85,6 +85,23 @@ impl Server {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "storage opened"
         );
+        let audit = if config.audit {
+            let path = config
+                .audit_file
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join("audit").join("audit.log"));
+            Some(Arc::new(
+                crate::audit::AuditLog::open(
+                    &path,
+                    config.audit_file_bytes_max,
+                    5,
+                    config.audit_data_events,
+                )
+                .with_context(|| format!("cannot open the audit trail {}", path.display()))?,
+            ))
+        } else {
+            None
+        };
         let auth = match config.auth.as_str() {
             "enforced" => Some(Arc::new(
                 crate::auth::AuthState::load(
@@ -105,6 +122,9 @@ impl Server {
             test_clock,
             metrics,
             auth,
+            audit,
+            region: config.region.clone(),
+            account_id: config.account_id.clone(),
         });
         let tls = match (&config.tls_cert, &config.tls_key, config.tls_self_signed) {
             (Some(cert), Some(key), _) => Some(crate::tls::acceptor(&crate::tls::TlsFiles {
