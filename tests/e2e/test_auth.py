@@ -173,3 +173,36 @@ def test_open_mode_refuses_non_loopback(tmp_path):
     assert out.returncode != 0
     assert "refusing to listen on 0.0.0.0:0 without authentication" in out.stderr
     assert "--auth enforced" in out.stderr
+
+
+def test_resource_policy_deny_wins_and_allow_grants(secured):
+    srv, admin, reader, denied = secured
+    a = client(srv.endpoint, *admin)
+    d = client(srv.endpoint, *denied)
+    r = client(srv.endpoint, *reader)
+    s2 = kin.stream_arn("s2")
+    deny = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Deny", "Principal": {"AWS": "arn:aws:iam::000000000000:user/no-deletes"},
+        "Action": "kinesis:PutRecord*", "Resource": s2}]}
+    a.put_resource_policy(ResourceARN=s2, Policy=json.dumps(deny))
+    assert json.loads(a.get_resource_policy(ResourceARN=s2)["Policy"]) == deny
+    with pytest.raises(ClientError) as e:
+        d.put_record(StreamName="s2", Data=b"x", PartitionKey="k")
+    assert code(e) == "AccessDeniedException"
+    assert "explicit deny in a resource-based policy" in e.value.response["Error"]["Message"]
+    d.put_record(StreamName="s1", Data=b"x", PartitionKey="k")  # other streams unaffected
+    a.put_record(StreamName="s2", Data=b"x", PartitionKey="k")  # other principals unaffected
+    a.delete_resource_policy(ResourceARN=s2)
+    d.put_record(StreamName="s2", Data=b"x", PartitionKey="k")
+    # A resource policy can also grant: reader may now read s2.
+    grant = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::000000000000:user/reader"},
+                            "Action": "kinesis:GetShardIterator", "Resource": s2}]}
+    a.put_resource_policy(ResourceARN=s2, Policy=json.dumps(grant))
+    r.get_shard_iterator(StreamName="s2", ShardId="shardId-000000000000", ShardIteratorType="LATEST")
+    with pytest.raises(ClientError) as e:
+        a.put_resource_policy(ResourceARN=s2, Policy="not json")
+    assert code(e) == "InvalidArgumentException"
+    with pytest.raises(ClientError) as e:
+        a.get_resource_policy(ResourceARN=kin.stream_arn("nope"))
+    assert code(e) == "ResourceNotFoundException"
+    a.delete_resource_policy(ResourceARN=s2)

@@ -68,6 +68,10 @@ pub struct StreamRecord {
     /// When UpdateShardCount ran (AWS allows 10 per rolling 24 hours).
     #[serde(default)]
     pub scaling_events_ms: Vec<u64>,
+    /// Resource policies (PutResourcePolicy) by the ARN they are attached to:
+    /// the stream's or one of its consumers'.
+    #[serde(default)]
+    pub resource_policies: std::collections::BTreeMap<String, String>,
 }
 
 /// One period during which new records of a stream were encrypted, from

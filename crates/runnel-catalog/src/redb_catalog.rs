@@ -173,6 +173,7 @@ mod tests {
             warm_throughput_mibps: None,
             consumers: vec![],
             scaling_events_ms: vec![],
+            resource_policies: Default::default(),
             encryption: vec![],
         }
     }

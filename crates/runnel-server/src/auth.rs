@@ -79,7 +79,9 @@ impl AuthState {
         resource: &str,
         now_ms: u64,
     ) -> Result<Caller, AuthError> {
-        self.check_on(parts, body, peer, false, services, action, resource, now_ms)
+        self.check_on(
+            parts, body, peer, false, services, action, resource, None, now_ms,
+        )
     }
 
     /// Verifies the signature and evaluates the caller's policies;
@@ -94,6 +96,7 @@ impl AuthState {
         services: &[&str],
         action: &str,
         resource: &str,
+        resource_policy: Option<&serde_json::Value>,
         now_ms: u64,
     ) -> Result<Caller, AuthError> {
         let headers: Vec<(String, String)> = parts
@@ -136,11 +139,16 @@ impl AuthState {
             source_ip: Some(peer),
             secure_transport: secure,
         };
-        match evaluate(&principal.policies, None, &arn, action, resource, &ctx) {
+        match evaluate(&principal.policies, resource_policy, &arn, action, resource, &ctx) {
             Decision::Allow => Ok(Caller { name: principal.name.clone(), arn, access_key: verified.access_key }),
-            Decision::ExplicitDeny => Err(AuthError::AccessDenied(format!(
-                "User: {arn} is not authorized to perform: {action} on resource: {resource} with an explicit deny in an identity-based policy"
-            ))),
+            Decision::ExplicitDeny => {
+                let identity_denies =
+                    evaluate(&principal.policies, None, &arn, action, resource, &ctx) == Decision::ExplicitDeny;
+                let kind = if identity_denies { "an identity-based" } else { "a resource-based" };
+                Err(AuthError::AccessDenied(format!(
+                    "User: {arn} is not authorized to perform: {action} on resource: {resource} with an explicit deny in {kind} policy"
+                )))
+            }
             Decision::ImplicitDeny => Err(AuthError::AccessDenied(format!(
                 "User: {arn} is not authorized to perform: {action} on resource: {resource} because no identity-based policy allows the {action} action"
             ))),

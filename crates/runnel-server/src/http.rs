@@ -280,6 +280,7 @@ async fn aws_request(
         let resource = state.streams.resource_arn_of(&input);
         let action = format!("kinesis:{operation}");
         let now = state.streams.now_ms();
+        let resource_policy = state.streams.resource_policy_for(&resource);
         match auth.check_on(
             &parts,
             &body,
@@ -288,6 +289,7 @@ async fn aws_request(
             &["kinesis"],
             &action,
             &resource,
+            resource_policy.as_ref(),
             now,
         ) {
             Ok(caller) => {
@@ -421,6 +423,7 @@ fn authorize_cloudwatch(
         &["monitoring"],
         &action,
         "*",
+        None,
         state.streams.now_ms(),
     )?;
     Ok(())

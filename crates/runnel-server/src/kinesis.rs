@@ -89,6 +89,9 @@ pub async fn dispatch(
         "DisableEnhancedMonitoring" => sync_op!(svc, encoding, body, disable_enhanced_monitoring),
         "StartStreamEncryption" => sync_op!(svc, encoding, body, start_stream_encryption),
         "StopStreamEncryption" => sync_op!(svc, encoding, body, stop_stream_encryption),
+        "PutResourcePolicy" => sync_op!(svc, encoding, body, put_resource_policy),
+        "GetResourcePolicy" => sync_op!(svc, encoding, body, get_resource_policy),
+        "DeleteResourcePolicy" => sync_op!(svc, encoding, body, delete_resource_policy),
         "DescribeLimits" => {
             // Validate that the body is a structure, like every operation.
             let _: serde_json::Value = match encoding {

@@ -130,6 +130,7 @@ impl StreamsService {
                 .map(|w| w.clamp(0, i64::from(u32::MAX)) as u32),
             consumers: Vec::new(),
             scaling_events_ms: Vec::new(),
+            resource_policies: Default::default(),
             encryption: Vec::new(),
         };
         self.commit(rec)?;

@@ -21,6 +21,7 @@ mod listing;
 pub mod metrics;
 pub mod quota;
 mod reshard;
+mod resource_policy;
 mod service;
 mod subscribe;
 mod tags;

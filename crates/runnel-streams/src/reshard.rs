@@ -462,6 +462,7 @@ mod tests {
             warm_throughput_mibps: None,
             consumers: vec![],
             scaling_events_ms: vec![],
+            resource_policies: Default::default(),
             encryption: vec![],
         })
     }
