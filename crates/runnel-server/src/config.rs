@@ -72,6 +72,8 @@ pub struct ServerConfig {
     /// Audit file (default `<data_dir>/audit/audit.log`), rotated at `audit_file_bytes_max`.
     pub audit_file: Option<PathBuf>,
     pub audit_file_bytes_max: u64,
+    /// Connections served at once; more are closed as they arrive.
+    pub connections_max: usize,
     /// How often alarms are evaluated.
     pub alarm_check_ms: u64,
     /// Threshold alarms on any metric (see `alarms.rs`).
@@ -105,6 +107,7 @@ impl Default for ServerConfig {
             audit_data_events: false,
             audit_file: None,
             audit_file_bytes_max: 64 * 1024 * 1024,
+            connections_max: 4096,
             alarm_check_ms: 10_000,
             alarms: Vec::new(),
         }
@@ -189,6 +192,11 @@ impl ServerConfig {
                 )))
             }
             other => return Err(ConfigError::Invalid(format!("auth must be \"open\" or \"enforced\", not \"{other}\""))),
+        }
+        if self.connections_max == 0 {
+            return Err(ConfigError::Invalid(
+                "connections_max must be positive".into(),
+            ));
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ConfigError::Invalid(

@@ -175,6 +175,8 @@ impl Server {
             .header_read_timeout(Duration::from_millis(HEADER_READ_TIMEOUT_MS));
         builder.http2().max_concurrent_streams(256);
         let builder = Arc::new(builder);
+        let connections = Arc::new(tokio::sync::Semaphore::new(self.config.connections_max));
+        let mut refused: u64 = 0;
         tokio::pin!(shutdown);
         loop {
             let accepted = tokio::select! {
@@ -190,15 +192,28 @@ impl Server {
                     continue;
                 }
             };
+            // Past the connection cap a new connection is closed at once.
+            let Ok(permit) = connections.clone().try_acquire_owned() else {
+                refused += 1;
+                if refused.is_power_of_two() {
+                    tracing::warn!(%peer, limit = self.config.connections_max, refused, "connection limit reached; closing new connections");
+                }
+                drop(stream);
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let state = self.state.clone();
             let builder = builder.clone();
             match self.tls.clone() {
                 None => {
-                    tokio::spawn(serve_one(builder, stream, state, peer, false));
+                    tokio::spawn(async move {
+                        serve_one(builder, stream, state, peer, false).await;
+                        drop(permit);
+                    });
                 }
                 Some(acceptor) => {
                     tokio::spawn(async move {
+                        let _permit = permit;
                         let handshake = tokio::time::timeout(
                             Duration::from_millis(HEADER_READ_TIMEOUT_MS),
                             acceptor.accept(stream),
