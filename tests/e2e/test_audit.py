@@ -29,12 +29,15 @@ def read_trail(path, done, deadline_s: float = 10.0) -> list[dict]:
 
 @pytest.mark.parametrize("data_events", [True, False])
 def test_every_call_is_audited(tmp_path, data_events):
-    pfile = tmp_path / "principals.json"
+    data = tmp_path / "data"
+    data.mkdir()
+    pfile = data / "principals.json"
     admin = add_principal(tmp_path, pfile, "admin", {"Statement": [{"Effect": "Allow", "Action": "kinesis:*", "Resource": "*"}]})
     reader = add_principal(tmp_path, pfile, "reader", {"Statement": [{"Effect": "Allow", "Action": "kinesis:List*", "Resource": "*"}]})
     cfg = tmp_path / "runnel.toml"
     cfg.write_text(f"audit_data_events = {'true' if data_events else 'false'}\n")
-    srv = kin.RunnelProcess(extra_args=["--config", str(cfg), "--auth", "enforced", "--principals-file", str(pfile)]).start()
+    srv = kin.RunnelProcess(data_dir=data, extra_args=["--config", str(cfg), "--auth", "enforced",
+                                                       "--principals-file", str(pfile)]).start()
     try:
         a = client(srv.endpoint, *admin)
         r = client(srv.endpoint, *reader)
@@ -46,7 +49,7 @@ def test_every_call_is_audited(tmp_path, data_events):
             r.delete_stream(StreamName="audited")
         with pytest.raises(ClientError):
             client(srv.endpoint, admin[0], "wrong").list_streams()
-        trail_path = srv.data_dir / "audit" / "audit.log"
+        trail_path = data / "audit" / "audit.log"
         events = read_trail(trail_path, lambda ev: any(e["errorCode"] == "InvalidSignatureException" for e in ev))
         names = [e["eventName"] for e in events]
         assert names[0] == "CreateStream" and "DescribeStreamSummary" in names

@@ -50,7 +50,11 @@ def code(excinfo) -> str:
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("auth")
-    pfile = tmp / "principals.json"
+    data = tmp / "data"
+    data.mkdir()
+    # The principals file lives in the data dir, next to the master key that
+    # encrypts its secrets (the server's default place for both).
+    pfile = data / "principals.json"
     admin = add_principal(tmp, pfile, "admin", {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": ["kinesis:*", "cloudwatch:*"], "Resource": "*"}]})
     reader = add_principal(tmp, pfile, "reader", {"Version": "2012-10-17", "Statement": [
@@ -60,8 +64,10 @@ def secured(tmp_path_factory):
         {"Effect": "Allow", "Action": "kinesis:*", "Resource": "*"},
         {"Effect": "Deny", "Action": "kinesis:Delete*", "Resource": "*"}]})
     assert oct(os.stat(pfile).st_mode & 0o777) == "0o600"
+    stored = pfile.read_text()
+    assert admin[1] not in stored and reader[1] not in stored and "secret_enc" in stored
     assert "admin" in run_auth(pfile, "list") and admin[1] not in run_auth(pfile, "list")
-    srv = kin.RunnelProcess(extra_args=["--auth", "enforced", "--principals-file", str(pfile)]).start()
+    srv = kin.RunnelProcess(data_dir=data, extra_args=["--auth", "enforced", "--principals-file", str(pfile)]).start()
     a = client(srv.endpoint, *admin)
     for s in ("s1", "s2"):
         a.create_stream(StreamName=s, ShardCount=1)

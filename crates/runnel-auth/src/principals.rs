@@ -1,8 +1,11 @@
 //! The principals file: who may call, with which secret and policies.
 //!
-//! JSON, kept with owner-only permissions (0600) because SigV4 needs the
-//! secret itself on the server. Managed with `runnel auth add|list|remove`.
-//! Secrets never appear in logs or API output; `list` prints access keys only.
+//! JSON, kept with owner-only permissions (0600). SigV4 needs the secret
+//! itself on the server, so secrets are stored encrypted (`secret_enc`:
+//! AES-256-GCM under the server's master key, the access key as associated
+//! data) and decrypted only in memory. Managed with `runnel auth
+//! add|list|remove`. Secrets never appear in logs or API output; `list`
+//! prints access keys only. A hand-written plaintext `secret` is accepted.
 
 use std::path::Path;
 
@@ -13,7 +16,13 @@ use serde_json::Value;
 pub struct Principal {
     pub name: String,
     pub access_key: String,
+    /// Plaintext secret: only in memory after `decrypt_secrets`, or in
+    /// hand-written files.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub secret: String,
+    /// `hex(nonce ‖ AES-256-GCM(master key, secret))`, AAD = access key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_enc: Option<String>,
     /// Present for temporary credentials: the session token to require.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_token: Option<String>,
@@ -121,11 +130,71 @@ impl PrincipalsFile {
                 40,
                 b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
             ),
+            secret_enc: None,
             session_token: None,
             policies,
         };
         self.principals.push(p.clone());
         Ok(p)
+    }
+}
+
+impl PrincipalsFile {
+    /// Encrypts every plaintext secret under `master` (before saving).
+    pub fn encrypt_secrets(&mut self, master: &[u8; 32]) -> Result<(), PrincipalsError> {
+        use aes_gcm::aead::{Aead, KeyInit, Payload};
+        let cipher = aes_gcm::Aes256Gcm::new(master.into());
+        for p in &mut self.principals {
+            if p.secret.is_empty() {
+                continue;
+            }
+            let nonce: [u8; 12] = rand::random();
+            let sealed = cipher
+                .encrypt(
+                    (&nonce).into(),
+                    Payload {
+                        msg: p.secret.as_bytes(),
+                        aad: p.access_key.as_bytes(),
+                    },
+                )
+                .map_err(|_| PrincipalsError::Invalid("cannot encrypt a secret".into()))?;
+            let mut out = nonce.to_vec();
+            out.extend_from_slice(&sealed);
+            p.secret_enc = Some(hex::encode(out));
+            p.secret.clear();
+        }
+        Ok(())
+    }
+
+    /// Decrypts every `secret_enc` into `secret` (in memory only).
+    pub fn decrypt_secrets(&mut self, master: &[u8; 32]) -> Result<(), PrincipalsError> {
+        use aes_gcm::aead::{Aead, KeyInit, Payload};
+        let cipher = aes_gcm::Aes256Gcm::new(master.into());
+        for p in &mut self.principals {
+            let Some(enc) = &p.secret_enc else { continue };
+            let bytes = hex::decode(enc).map_err(|_| {
+                PrincipalsError::Invalid(format!("principal {}: secret_enc is not hex", p.name))
+            })?;
+            if bytes.len() < 12 + 16 {
+                return Err(PrincipalsError::Invalid(format!(
+                    "principal {}: secret_enc is too short",
+                    p.name
+                )));
+            }
+            let (nonce, sealed) = bytes.split_at(12);
+            let plain = cipher
+                .decrypt(nonce.into(), Payload { msg: sealed, aad: p.access_key.as_bytes() })
+                .map_err(|_| {
+                    PrincipalsError::Invalid(format!(
+                        "principal {}: the master key does not decrypt its secret (wrong RUNNEL_MASTER_KEY or master.key?)",
+                        p.name
+                    ))
+                })?;
+            p.secret = String::from_utf8(plain).map_err(|_| {
+                PrincipalsError::Invalid(format!("principal {}: secret is not UTF-8", p.name))
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -163,6 +232,16 @@ mod tests {
             );
         }
         assert_eq!(PrincipalsFile::load(&path).unwrap(), f);
+        // Encrypted at rest, decrypted in memory; a wrong master key fails.
+        let master = [7u8; 32];
+        let plain = f.clone();
+        f.encrypt_secrets(&master).unwrap();
+        f.save(&path).unwrap();
+        assert!(!std::fs::read_to_string(&path).unwrap().contains(&p.secret));
+        let mut loaded = PrincipalsFile::load(&path).unwrap();
+        assert!(loaded.clone().decrypt_secrets(&[8u8; 32]).is_err());
+        loaded.decrypt_secrets(&master).unwrap();
+        assert_eq!(loaded.principals[0].secret, plain.principals[0].secret);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -19,6 +19,7 @@ use runnel_auth::AuthError;
 
 pub struct AuthState {
     path: PathBuf,
+    master: [u8; 32],
     region: String,
     account_id: String,
     cache: Mutex<(Option<SystemTime>, PrincipalsFile)>,
@@ -33,14 +34,28 @@ pub struct Caller {
 }
 
 impl AuthState {
-    pub fn load(path: PathBuf, region: &str, account_id: &str) -> anyhow::Result<Self> {
-        let file = PrincipalsFile::load(&path)?;
+    pub fn load(
+        path: PathBuf,
+        region: &str,
+        account_id: &str,
+        master: [u8; 32],
+    ) -> anyhow::Result<Self> {
+        let mut file = PrincipalsFile::load(&path)?;
+        file.decrypt_secrets(&master)?;
+        if file
+            .principals
+            .iter()
+            .any(|p| p.secret_enc.is_none() && !p.secret.is_empty())
+        {
+            tracing::warn!(path = %path.display(), "principals file holds plaintext secrets; `runnel auth` stores them encrypted");
+        }
         let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
         if file.principals.is_empty() {
             tracing::warn!(path = %path.display(), "auth is enforced but no principals exist: add one with `runnel auth add NAME`");
         }
         Ok(AuthState {
             path,
+            master,
             region: region.to_string(),
             account_id: account_id.to_string(),
             cache: Mutex::new((mtime, file)),
@@ -54,7 +69,12 @@ impl AuthState {
         let mut cache = self.cache.lock();
         if mtime != cache.0 {
             match PrincipalsFile::load(&self.path) {
-                Ok(f) => *cache = (mtime, f),
+                Ok(mut f) => match f.decrypt_secrets(&self.master) {
+                    Ok(()) => *cache = (mtime, f),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "keeping the previous principals: secrets do not decrypt")
+                    }
+                },
                 Err(e) => {
                     tracing::warn!(error = %e, "keeping the previous principals: the file does not load")
                 }

@@ -108,6 +108,7 @@ impl Server {
                     config.principals_path(),
                     &config.region,
                     &config.account_id,
+                    runnel_kms::load_master_key(&config.data_dir).map_err(anyhow::Error::msg)?,
                 )
                 .context("cannot load the principals file")?,
             )),

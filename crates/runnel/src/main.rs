@@ -66,6 +66,16 @@ enum AuthCommand {
 fn auth_command(args: AuthArgs) -> anyhow::Result<()> {
     use runnel_auth::principals::PrincipalsFile;
     let mut file = PrincipalsFile::load(&args.file)?;
+    // Secrets are stored encrypted under the server's master key, which lives
+    // beside the principals file (its default place is the data dir) unless
+    // RUNNEL_MASTER_KEY gives it.
+    let dir = args
+        .file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let master = runnel_kms::load_master_key(dir).map_err(anyhow::Error::msg)?;
     match args.command {
         AuthCommand::Add { name, policies } => {
             let mut docs = Vec::new();
@@ -78,9 +88,7 @@ fn auth_command(args: AuthArgs) -> anyhow::Result<()> {
                 );
             }
             let principal = file.add(&name, docs)?;
-            if let Some(dir) = args.file.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)?;
-            }
+            file.encrypt_secrets(&master)?;
             file.save(&args.file)?;
             println!("name:              {}", principal.name);
             println!("access key id:     {}", principal.access_key);
@@ -104,6 +112,7 @@ fn auth_command(args: AuthArgs) -> anyhow::Result<()> {
             let before = file.principals.len();
             file.principals.retain(|p| p.name != name);
             anyhow::ensure!(file.principals.len() < before, "no principal named {name}");
+            file.encrypt_secrets(&master)?;
             file.save(&args.file)?;
         }
     }
