@@ -212,3 +212,20 @@ def test_resource_policy_deny_wins_and_allow_grants(secured):
         a.get_resource_policy(ResourceARN=kin.stream_arn("nope"))
     assert code(e) == "ResourceNotFoundException"
     a.delete_resource_policy(ResourceARN=s2)
+
+
+def test_presigned_query_string(secured):
+    srv, admin, _, _ = secured
+    body = b"{}"
+    req = botocore.awsrequest.AWSRequest(method="POST", url=srv.endpoint + "/", data=body, headers={
+        "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "Kinesis_20131202.ListStreams"})
+    botocore.auth.SigV4QueryAuth(botocore.credentials.Credentials(*admin), "kinesis", "us-east-1",
+                                 expires=60).add_auth(req)
+    assert "X-Amz-Signature=" in req.url and "Authorization" not in req.headers
+    # botocore moves the body into the query string for presigned requests.
+    ok = requests.post(req.url, data=req.data, headers=dict(req.headers), timeout=10)
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["StreamNames"] == ["s1", "s2"]
+    forged = req.url.replace("X-Amz-Expires=60", "X-Amz-Expires=600")
+    bad = requests.post(forged, data=req.data, headers=dict(req.headers), timeout=10)
+    assert bad.json()["__type"] == "InvalidSignatureException"

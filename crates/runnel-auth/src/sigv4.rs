@@ -272,6 +272,8 @@ pub fn verify(
             }
         }
     }
+    // A presigned request may sign the body's hash (botocore) or
+    // UNSIGNED-PAYLOAD (S3 style); both are accepted.
     let payload_hash = match header(req, "x-amz-content-sha256") {
         Some("UNSIGNED-PAYLOAD") => "UNSIGNED-PAYLOAD".to_string(),
         Some(h) => {
@@ -284,7 +286,6 @@ pub fn verify(
             }
             actual
         }
-        None if p.presigned_expires_s.is_some() => "UNSIGNED-PAYLOAD".to_string(),
         None => hex::encode(Sha256::digest(req.body)),
     };
     let mut canonical_headers = String::new();
@@ -297,31 +298,37 @@ pub fn verify(
             .collect();
         canonical_headers.push_str(&format!("{name}:{}\n", values.join(",")));
     }
-    let canonical_request = format!(
-        "{}\n{}\n{}\n{}\n{}\n{}",
-        req.method,
-        canonical_path(req.path),
-        canonical_query(req.query, p.presigned_expires_s.is_some()),
-        canonical_headers,
-        p.signed_headers.join(";"),
-        payload_hash
-    );
     let scope = format!("{}/{}/{}/aws4_request", p.date, p.region, p.service);
-    let string_to_sign = format!(
-        "{ALGORITHM}\n{}\n{scope}\n{}",
-        p.amz_date,
-        hex::encode(Sha256::digest(canonical_request.as_bytes()))
-    );
-    let expected = hex::encode(hmac(
-        &signing_key(&secret, &p.date, &p.region, &p.service),
-        string_to_sign.as_bytes(),
-    ));
-    let same = expected.len() == p.signature.len()
-        && expected
-            .bytes()
-            .zip(p.signature.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
+    let key = signing_key(&secret, &p.date, &p.region, &p.service);
+    let signature_for = |payload_hash: &str| {
+        let canonical_request = format!(
+            "{}\n{}\n{}\n{}\n{}\n{}",
+            req.method,
+            canonical_path(req.path),
+            canonical_query(req.query, p.presigned_expires_s.is_some()),
+            canonical_headers,
+            p.signed_headers.join(";"),
+            payload_hash
+        );
+        let string_to_sign = format!(
+            "{ALGORITHM}\n{}\n{scope}\n{}",
+            p.amz_date,
+            hex::encode(Sha256::digest(canonical_request.as_bytes()))
+        );
+        hex::encode(hmac(&key, string_to_sign.as_bytes()))
+    };
+    let matches = |expected: String| {
+        expected.len() == p.signature.len()
+            && expected
+                .bytes()
+                .zip(p.signature.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    };
+    let unsigned_presign =
+        p.presigned_expires_s.is_some() && header(req, "x-amz-content-sha256").is_none();
+    let same = matches(signature_for(&payload_hash))
+        || (unsigned_presign && matches(signature_for("UNSIGNED-PAYLOAD")));
     if !same {
         return Err(AuthError::InvalidSignature(
             "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.".into(),
