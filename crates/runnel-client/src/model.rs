@@ -258,7 +258,8 @@ pub struct GetRecordsInput {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct GetRecordsOutput {
-    #[serde(default)]
+    /// Some emulators (kinesis-local) answer `"Records": null` when empty.
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub records: Vec<Record>,
     /// Absent once a closed shard has been read to its end.
     #[serde(default)]
@@ -267,8 +268,17 @@ pub struct GetRecordsOutput {
     pub millis_behind_latest: Option<u64>,
     /// Set with the last records of a closed shard: the shards that took
     /// over its hash range.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub child_shards: Vec<ChildShard>,
+}
+
+/// `null` (or absent, with `default`) decodes as an empty list.
+fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -296,6 +306,13 @@ pub struct Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn null_records_are_empty() {
+        let out: GetRecordsOutput =
+            serde_json::from_str(r#"{"Records":null,"NextShardIterator":"x","ChildShards":null}"#).unwrap();
+        assert!(out.records.is_empty() && out.child_shards.is_empty());
+    }
 
     #[test]
     fn put_records_serializes_pascal_case_base64() {
