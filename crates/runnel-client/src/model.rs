@@ -310,7 +310,8 @@ mod tests {
     #[test]
     fn null_records_are_empty() {
         let out: GetRecordsOutput =
-            serde_json::from_str(r#"{"Records":null,"NextShardIterator":"x","ChildShards":null}"#).unwrap();
+            serde_json::from_str(r#"{"Records":null,"NextShardIterator":"x","ChildShards":null}"#)
+                .unwrap();
         assert!(out.records.is_empty() && out.child_shards.is_empty());
     }
 
