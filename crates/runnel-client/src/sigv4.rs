@@ -164,23 +164,8 @@ pub fn amz_date_now() -> String {
 
 /// Unix seconds as `YYYYMMDDTHHMMSSZ`, using Howard Hinnant's civil-from-days.
 pub fn amz_date(unix_secs: u64) -> String {
-    let days = (unix_secs / 86_400) as i64;
-    let rem = unix_secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
+    let (year, month, day, h, m, s) = runnel_types::civil::utc(unix_secs);
+    format!("{year:04}{month:02}{day:02}T{h:02}{m:02}{s:02}Z")
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! runnel's shared vocabulary: identifiers, sequence numbers, hash-key
 //! routing, limits and clocks. Nothing here does I/O.
 
+pub mod civil;
 pub mod clock;
 pub mod hash;
 pub mod ids;
