@@ -55,6 +55,18 @@ pub(crate) fn check_tags(
     Ok(())
 }
 
+/// Model constraints of a `TagMap` member (`Tags`: 1–200 entries).
+fn check_tag_map(v: &mut Violations, tags: &Option<BTreeMap<String, String>>) {
+    v.required("tags", tags);
+    v.list_len("tags", tags.as_ref().map(BTreeMap::len), 1, 200, "{…}");
+}
+
+/// Model constraints of a `TagKeyList` member (`TagKeys`: 1–50 keys).
+fn check_tag_keys(v: &mut Violations, keys: &Option<Vec<String>>) {
+    v.required("tagKeys", keys);
+    v.list_len("tagKeys", keys.as_ref().map(Vec::len), 1, 50, "[…]");
+}
+
 impl StreamsService {
     fn add_tags(&self, entry: &StreamEntry, tags: BTreeMap<String, String>) -> Result<()> {
         let _guard = self.control.lock();
@@ -93,14 +105,7 @@ impl StreamsService {
 
     pub fn add_tags_to_stream(&self, input: AddTagsToStreamInput) -> Result<Empty> {
         let mut v = Violations::new();
-        v.required("tags", &input.tags);
-        v.list_len(
-            "tags",
-            input.tags.as_ref().map(BTreeMap::len),
-            1,
-            200,
-            "{…}",
-        );
+        check_tag_map(&mut v, &input.tags);
         let entry = self.resolve(&input, v)?;
         self.add_tags(&entry, input.tags.unwrap_or_default())?;
         Ok(Empty {})
@@ -108,14 +113,7 @@ impl StreamsService {
 
     pub fn remove_tags_from_stream(&self, input: RemoveTagsFromStreamInput) -> Result<Empty> {
         let mut v = Violations::new();
-        v.required("tagKeys", &input.tag_keys);
-        v.list_len(
-            "tagKeys",
-            input.tag_keys.as_ref().map(Vec::len),
-            1,
-            50,
-            "[…]",
-        );
+        check_tag_keys(&mut v, &input.tag_keys);
         let entry = self.resolve(&input, v)?;
         self.remove_tags(&entry, &input.tag_keys.unwrap_or_default())?;
         Ok(Empty {})
@@ -184,14 +182,7 @@ impl StreamsService {
 
     pub fn tag_resource(&self, input: TagResourceInput) -> Result<Empty> {
         let mut v = Violations::new();
-        v.required("tags", &input.tags);
-        v.list_len(
-            "tags",
-            input.tags.as_ref().map(BTreeMap::len),
-            1,
-            200,
-            "{…}",
-        );
+        check_tag_map(&mut v, &input.tags);
         let entry = self.resolve_resource(input.resource_arn.as_deref(), v)?;
         self.add_tags(&entry, input.tags.unwrap_or_default())?;
         Ok(Empty {})
@@ -199,14 +190,7 @@ impl StreamsService {
 
     pub fn untag_resource(&self, input: UntagResourceInput) -> Result<Empty> {
         let mut v = Violations::new();
-        v.required("tagKeys", &input.tag_keys);
-        v.list_len(
-            "tagKeys",
-            input.tag_keys.as_ref().map(Vec::len),
-            1,
-            50,
-            "[…]",
-        );
+        check_tag_keys(&mut v, &input.tag_keys);
         let entry = self.resolve_resource(input.resource_arn.as_deref(), v)?;
         self.remove_tags(&entry, &input.tag_keys.unwrap_or_default())?;
         Ok(Empty {})
