@@ -91,6 +91,7 @@ mod recovery;
 mod retention;
 mod segment;
 mod sidecar;
+mod sync;
 mod writer;
 
 #[cfg(test)]
@@ -252,6 +253,7 @@ pub struct Log {
     pending: Arc<Semaphore>,
     pending_kib_max: u32,
     writer: Option<JoinHandle<()>>,
+    syncer: Option<JoinHandle<()>>,
 }
 
 impl Log {
@@ -276,6 +278,23 @@ impl Log {
             counters: Counters::default(),
         });
         let (tx, rx) = mpsc::channel(1024);
+        let pipeline = Arc::new(sync::Pipeline::default());
+        let mut syncer_thread = None;
+        let mut syncer_tx = None;
+        if shared.config.durability == Durability::Fsync {
+            let (stx, srx) = std::sync::mpsc::channel();
+            let syncer = sync::Syncer {
+                shared: shared.clone(),
+                pipeline: pipeline.clone(),
+                rx: srx,
+            };
+            syncer_thread = Some(
+                std::thread::Builder::new()
+                    .name("runnel-log-sync".into())
+                    .spawn(move || syncer.run())?,
+            );
+            syncer_tx = Some(stx);
+        }
         let w = writer::Writer {
             shared: shared.clone(),
             rx,
@@ -285,6 +304,10 @@ impl Log {
             next_commit_seq: rec.next_commit_seq,
             poisoned: None,
             buf: Vec::new(),
+            tails: std::collections::HashMap::new(),
+            pipeline,
+            syncer: syncer_tx,
+            epoch: 0,
         };
         let handle = std::thread::Builder::new()
             .name("runnel-log-writer".into())
@@ -295,6 +318,7 @@ impl Log {
             pending: Arc::new(Semaphore::new(pending_kib_max as usize)),
             pending_kib_max,
             writer: Some(handle),
+            syncer: syncer_thread,
         })
     }
 
@@ -407,9 +431,16 @@ impl Drop for Log {
     fn drop(&mut self) {
         self.tx.take();
         self.pending.close();
-        if let Some(h) = self.writer.take() {
-            if h.join().is_err() {
-                tracing::error!("log writer thread panicked");
+        // The writer finishes the queued appends, then closes the syncer's
+        // channel; the syncer finishes what it was handed, then stops.
+        for (h, name) in [
+            (self.writer.take(), "writer"),
+            (self.syncer.take(), "syncer"),
+        ] {
+            if let Some(h) = h {
+                if h.join().is_err() {
+                    tracing::error!(thread = name, "log thread panicked");
+                }
             }
         }
     }

@@ -1,15 +1,18 @@
-//! The single writer thread: group commit. It drains every pending append,
-//! encodes one frame per (shard, append), writes them with one positional
-//! write, syncs once, publishes them to the index, then acks them all.
+//! The writer thread: the first stage of the commit pipeline. It drains
+//! every pending append, encodes one frame per (shard, append), writes them
+//! with one positional write and hands the commit to the syncer thread
+//! (`sync.rs`), which syncs, publishes and acknowledges. With
+//! `Durability::None` there is no sync, and the writer publishes and
+//! acknowledges itself.
 
 use crate::format::{self, FrameHeader, FLAG_COMMIT_END, KIND_RECORDS};
 use crate::fs::FsFile;
 use crate::index::FrameLoc;
 use crate::recovery::create_segment;
 use crate::segment::sidecar_path;
+use crate::sync::{publish, Pipeline, Written};
 use crate::{sidecar, AppendAck, Durability, LogError, RecordIn, ShardKey, Shared};
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
@@ -23,6 +26,24 @@ pub struct AppendRequest {
     pub permit: Option<OwnedSemaphorePermit>,
 }
 
+/// The answer owed to one append once its commit is durable (or failed).
+pub struct Reply {
+    tx: oneshot::Sender<Result<Vec<AppendAck>, LogError>>,
+    acks: Vec<AppendAck>,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Reply {
+    pub fn ok(self) {
+        // The caller may have gone away; its records are durable all the same.
+        let _ = self.tx.send(Ok(self.acks));
+    }
+
+    pub fn fail(self, e: LogError) {
+        let _ = self.tx.send(Err(e));
+    }
+}
+
 pub struct Writer {
     pub shared: Arc<Shared>,
     pub rx: mpsc::Receiver<AppendRequest>,
@@ -33,6 +54,14 @@ pub struct Writer {
     /// Set when a failed write could not be undone; every later append fails.
     pub poisoned: Option<String>,
     pub buf: Vec<u8>,
+    /// (next position, last timestamp) of shards whose newest commit may not
+    /// be published yet; the index is the truth for every other shard.
+    /// Emptied whenever the pipeline is idle, so it stays small.
+    pub tails: HashMap<ShardKey, (u64, u64)>,
+    pub pipeline: Arc<Pipeline>,
+    pub syncer: Option<std::sync::mpsc::Sender<Written>>,
+    /// Bumped when the file is cut back after a failed sync.
+    pub epoch: u64,
 }
 
 impl Writer {
@@ -51,30 +80,68 @@ impl Writer {
             }
             self.commit(batch);
         }
+        // Closing the channel lets the syncer finish what is queued and stop.
+        self.syncer.take();
+    }
+
+    fn fail_all(batch: Vec<AppendRequest>, e: &LogError) {
+        for r in batch {
+            let _ = r.reply.send(Err(e.duplicate()));
+        }
+    }
+
+    /// After a failed sync: cut the file back to where the failed commits
+    /// began, so none of them can be recovered later, and start a new epoch.
+    fn apply_rewind(&mut self) {
+        let Some(rw) = self.pipeline.take_rewind() else {
+            return;
+        };
+        // Commits written after the failed one are failing in the syncer;
+        // wait for them so that the index is the truth again.
+        self.pipeline.wait_idle();
+        self.tails.clear();
+        self.epoch = self.epoch.max(rw.epoch) + 1;
+        if rw.segment_id != self.segment_id {
+            return;
+        }
+        match self
+            .file
+            .set_len(rw.to_offset)
+            .and_then(|_| self.file.sync_data())
+        {
+            Ok(()) => self.offset = rw.to_offset,
+            Err(undo) => {
+                let reason = format!(
+                    "sync failed ({}) and the commit could not be undone ({undo})",
+                    rw.reason
+                );
+                tracing::error!(%reason, "log poisoned; restart to recover");
+                self.poisoned = Some(reason);
+            }
+        }
     }
 
     fn commit(&mut self, batch: Vec<AppendRequest>) {
+        self.apply_rewind();
         if let Some(reason) = &self.poisoned {
-            let reason = reason.clone();
-            for r in batch {
-                let _ = r.reply.send(Err(LogError::Poisoned(reason.clone())));
-            }
-            return;
+            return Self::fail_all(batch, &LogError::Poisoned(reason.clone()));
         }
         if self.offset >= self.shared.config.segment_bytes_max {
+            // Sealing reads the published frame index: let every written
+            // commit be synced and published first.
+            self.pipeline.wait_idle();
+            self.apply_rewind();
             if let Err(e) = self.roll() {
                 tracing::error!(error = %e, segment = self.segment_id, "segment roll failed");
-                for r in batch {
-                    let _ = r.reply.send(Err(e.duplicate()));
-                }
-                return;
+                return Self::fail_all(batch, &e);
             }
+        }
+        if self.pipeline.is_idle() {
+            self.tails.clear();
         }
         let now = self.shared.clock.now_ms();
         self.buf.clear();
         let commit_seq = self.next_commit_seq;
-        // Per shard: (next position, last timestamp) as this batch advances them.
-        let mut staged: HashMap<ShardKey, (u64, u64)> = HashMap::new();
         let mut frames: Vec<(ShardKey, FrameLoc)> = Vec::new();
         let mut replies = Vec::with_capacity(batch.len());
         let mut records_total = 0u64;
@@ -92,7 +159,7 @@ impl Writer {
                 let last_nonempty = req.groups.iter().rposition(|g| !g.1.is_empty());
                 let mut acks = Vec::with_capacity(req.groups.len());
                 for (i, (key, records)) in req.groups.iter().enumerate() {
-                    let st = staged.entry(*key).or_insert_with(|| {
+                    let st = self.tails.entry(*key).or_insert_with(|| {
                         index
                             .shards
                             .get(key)
@@ -136,69 +203,78 @@ impl Writer {
                     st.1 = ts;
                     records_total += records.len() as u64;
                 }
-                replies.push((req.reply, acks, req.permit));
+                replies.push(Reply {
+                    tx: req.reply,
+                    acks,
+                    _permit: req.permit,
+                });
             }
         }
-        if !self.buf.is_empty() {
-            if let Err(e) = self.write_and_sync() {
-                tracing::error!(error = %e, segment = self.segment_id, "commit failed");
-                for (reply, _, _) in replies {
-                    let _ = reply.send(Err(e.duplicate()));
+        if self.buf.is_empty() {
+            // Nothing to write (every group was empty): nothing to wait for.
+            for r in replies {
+                r.ok();
+            }
+            return;
+        }
+        let start = self.offset;
+        if let Err(e) = self.write() {
+            tracing::error!(error = %e, segment = self.segment_id, "commit failed");
+            // Positions handed out for this commit are taken back.
+            self.pipeline.wait_idle();
+            self.tails.clear();
+            let e = LogError::Io(e);
+            for r in replies {
+                r.fail(e.duplicate());
+            }
+            return;
+        }
+        let written = Written {
+            file: self.file.clone(),
+            segment_id: self.segment_id,
+            start,
+            end: self.offset,
+            epoch: self.epoch,
+            frames,
+            records_total,
+            replies,
+        };
+        match (&self.syncer, self.shared.config.durability) {
+            (Some(tx), Durability::Fsync) => {
+                self.pipeline.begin();
+                if let Err(std::sync::mpsc::SendError(w)) = tx.send(written) {
+                    // The syncer is gone (it never stops before the writer).
+                    self.pipeline.end_one();
+                    for r in w.replies {
+                        r.fail(LogError::Closed);
+                    }
                 }
-                return;
             }
-            self.publish(&frames, records_total);
-        }
-        for (reply, acks, _permit) in replies {
-            let _ = reply.send(Ok(acks));
+            _ => {
+                publish(&self.shared, &written);
+                for r in written.replies {
+                    r.ok();
+                }
+            }
         }
     }
 
-    fn write_and_sync(&mut self) -> Result<(), LogError> {
+    /// Writes the encoded commit at the end of the active segment. On error
+    /// it cuts whatever part of the commit reached the file, so no
+    /// unacknowledged frame can be found by a later recovery.
+    fn write(&mut self) -> std::io::Result<()> {
         let start = self.offset;
-        let mut result = self.file.write_all_at(&self.buf, start);
-        if result.is_ok() && self.shared.config.durability == Durability::Fsync {
-            result = self.file.sync_data();
-            self.shared.counters.syncs.fetch_add(1, Ordering::Relaxed);
-        }
-        if let Err(e) = result {
-            // Cut whatever part of the commit reached the file, so no
-            // unacknowledged frame can be found by a later recovery.
+        if let Err(e) = self.file.write_all_at(&self.buf, start) {
             if let Err(undo) = self.file.set_len(start).and_then(|_| self.file.sync_data()) {
                 let reason = format!("write failed ({e}) and could not be undone ({undo})");
                 tracing::error!(%reason, "log poisoned; restart to recover");
                 self.poisoned = Some(reason);
             }
-            return Err(LogError::Io(e));
+            return Err(e);
         }
         self.offset += self.buf.len() as u64;
         self.next_commit_seq += 1;
         Ok(())
-    }
-
-    fn publish(&mut self, frames: &[(ShardKey, FrameLoc)], records_total: u64) {
-        let mut guard = self.shared.index.write();
-        let index = &mut *guard;
-        for (key, loc) in frames {
-            if index.dropped.contains(&key.stream_uid) {
-                continue;
-            }
-            let st = index.shards.entry(*key).or_default();
-            st.next_position = loc.end_position();
-            st.last_timestamp_ms = loc.timestamp_ms;
-            st.active.push(*loc);
-            if let Some(meta) = index.segments.get_mut(&self.segment_id) {
-                let t = meta.stream_last_ts.entry(key.stream_uid).or_insert(0);
-                *t = (*t).max(loc.timestamp_ms);
-            }
-        }
-        if let Some(meta) = index.segments.get_mut(&self.segment_id) {
-            meta.bytes = self.offset;
-        }
-        drop(guard);
-        let c = &self.shared.counters;
-        c.commits.fetch_add(1, Ordering::Relaxed);
-        c.records.fetch_add(records_total, Ordering::Relaxed);
     }
 
     /// Seals the active segment (writes its sidecar) and starts a new one

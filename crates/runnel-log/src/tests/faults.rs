@@ -26,7 +26,7 @@ pub struct FaultyFs {
     pending_no_undo: Arc<Mutex<bool>>,
 }
 
-struct FaultyFile {
+pub(super) struct FaultyFile {
     inner: Arc<dyn FsFile>,
     is_segment: bool,
     next: Arc<Mutex<Option<Fault>>>,

@@ -1,7 +1,8 @@
 //! In-crate tests: unit, recovery (proptest), fault injection, retention.
 
 mod basic;
-mod faults;
+pub(crate) mod faults;
+mod pipeline;
 mod recovery;
 mod retention;
 
