@@ -1,14 +1,16 @@
 //! Metrics the way CloudWatch keeps them: a series is (namespace, metric
 //! name, dimensions); each holds per-minute statistic sets (SampleCount,
 //! Sum, Minimum, Maximum) for a bounded window, plus running totals for the
-//! Prometheus endpoint. Recording is a mutex and a hash lookup; memory is
-//! bounded by `minutes_kept` per series and `series_max` series.
+//! Prometheus endpoint. Memory is bounded by `minutes_kept` per series and
+//! `series_max` series. Hot paths resolve a series once into a [`Handle`]
+//! and record through it: one uncontended per-series lock, no key built,
+//! hashed or allocated per datapoint.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use runnel_types::Clock;
 
 const MINUTE_MS: u64 = 60_000;
@@ -71,16 +73,58 @@ impl SeriesKey {
 
 struct Series {
     unit: String,
+    data: Mutex<SeriesData>,
+}
+
+#[derive(Default)]
+struct SeriesData {
     minutes: VecDeque<(u64, Stat)>,
     total: Stat,
     last: f64,
 }
 
+impl SeriesData {
+    fn add(&mut self, stat: &Stat, minute: u64, minutes_kept: usize) {
+        self.total.merge(stat);
+        if stat.count > 0.0 {
+            self.last = stat.sum / stat.count;
+        }
+        match self.minutes.iter_mut().rev().find(|(m, _)| *m == minute) {
+            Some((_, st)) => st.merge(stat),
+            None => {
+                let pos = self.minutes.partition_point(|(m, _)| *m < minute);
+                self.minutes.insert(pos, (minute, *stat));
+                while self.minutes.len() > minutes_kept {
+                    self.minutes.pop_front();
+                }
+            }
+        }
+    }
+}
+
 pub struct Registry {
     clock: Arc<dyn Clock>,
-    series: Mutex<HashMap<SeriesKey, Series>>,
+    series: RwLock<HashMap<SeriesKey, Arc<Series>>>,
     minutes_kept: usize,
     series_max: usize,
+}
+
+/// A series resolved once, for recording on a hot path.
+#[derive(Clone)]
+pub struct Handle {
+    clock: Arc<dyn Clock>,
+    series: Arc<Series>,
+    minutes_kept: usize,
+}
+
+impl Handle {
+    pub fn record(&self, value: f64) {
+        let minute = self.clock.now_ms() / MINUTE_MS * MINUTE_MS;
+        self.series
+            .data
+            .lock()
+            .add(&Stat::one(value), minute, self.minutes_kept);
+    }
 }
 
 /// A datapoint of a statistics query: period start and its statistics.
@@ -95,7 +139,7 @@ impl Registry {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         Registry {
             clock,
-            series: Mutex::default(),
+            series: RwLock::default(),
             minutes_kept: 24 * 60,
             series_max: 100_000,
         }
@@ -109,34 +153,41 @@ impl Registry {
         self.record_stat(key, Stat::one(value), unit, None);
     }
 
+    /// The series of `key`, created if new; `None` once `series_max` series exist.
+    fn series(&self, key: SeriesKey, unit: &str) -> Option<Arc<Series>> {
+        if let Some(s) = self.series.read().get(&key) {
+            return Some(s.clone());
+        }
+        let mut all = self.series.write();
+        if !all.contains_key(&key) && all.len() >= self.series_max {
+            return None;
+        }
+        Some(
+            all.entry(key)
+                .or_insert_with(|| {
+                    Arc::new(Series {
+                        unit: unit.to_string(),
+                        data: Mutex::default(),
+                    })
+                })
+                .clone(),
+        )
+    }
+
+    /// Resolves a series for repeated recording; `None` when the registry is full.
+    pub fn handle(&self, key: SeriesKey, unit: &str) -> Option<Handle> {
+        Some(Handle {
+            clock: self.clock.clone(),
+            series: self.series(key, unit)?,
+            minutes_kept: self.minutes_kept,
+        })
+    }
+
     /// Records a statistic set at `at_ms` (default: now).
     pub fn record_stat(&self, key: SeriesKey, stat: Stat, unit: &str, at_ms: Option<u64>) {
         let minute = at_ms.unwrap_or_else(|| self.clock.now_ms()) / MINUTE_MS * MINUTE_MS;
-        let mut all = self.series.lock();
-        if !all.contains_key(&key) && all.len() >= self.series_max {
-            return;
-        }
-        let s = all.entry(key).or_insert_with(|| Series {
-            unit: unit.to_string(),
-            minutes: VecDeque::new(),
-            total: Stat::default(),
-            last: 0.0,
-        });
-        s.total.merge(&stat);
-        s.last = if stat.count > 0.0 {
-            stat.sum / stat.count
-        } else {
-            s.last
-        };
-        match s.minutes.iter_mut().rev().find(|(m, _)| *m == minute) {
-            Some((_, st)) => st.merge(&stat),
-            None => {
-                let pos = s.minutes.partition_point(|(m, _)| *m < minute);
-                s.minutes.insert(pos, (minute, stat));
-                while s.minutes.len() > self.minutes_kept {
-                    s.minutes.pop_front();
-                }
-            }
+        if let Some(s) = self.series(key, unit) {
+            s.data.lock().add(&stat, minute, self.minutes_kept);
         }
     }
 
@@ -149,12 +200,12 @@ impl Registry {
         period_ms: u64,
     ) -> Vec<Datapoint> {
         let period_ms = period_ms.max(MINUTE_MS);
-        let all = self.series.lock();
-        let Some(s) = all.get(key) else {
+        let Some(s) = self.series.read().get(key).cloned() else {
             return Vec::new();
         };
+        let data = s.data.lock();
         let mut buckets: BTreeMap<u64, Stat> = BTreeMap::new();
-        for (minute, stat) in &s.minutes {
+        for (minute, stat) in &data.minutes {
             if *minute + MINUTE_MS <= start_ms || *minute >= end_ms {
                 continue;
             }
@@ -178,7 +229,7 @@ impl Registry {
         name: Option<&str>,
         dims: &[(String, Option<String>)],
     ) -> Vec<SeriesKey> {
-        let all = self.series.lock();
+        let all = self.series.read();
         let mut out: Vec<SeriesKey> = all
             .keys()
             .filter(|k| namespace.is_none_or(|n| k.namespace == n))
@@ -198,31 +249,48 @@ impl Registry {
 
     /// Prometheus text exposition of every series' running totals.
     pub fn prometheus(&self) -> String {
-        let all = self.series.lock();
-        let mut by_name: BTreeMap<String, Vec<(&SeriesKey, &Series)>> = BTreeMap::new();
-        for (k, s) in all.iter() {
+        // A snapshot of each series' totals, so no series lock is held
+        // while the text is built.
+        let all: Vec<(SeriesKey, String, SeriesTotals)> = self
+            .series
+            .read()
+            .iter()
+            .map(|(k, s)| {
+                let d = s.data.lock();
+                (
+                    k.clone(),
+                    s.unit.clone(),
+                    SeriesTotals {
+                        total: d.total,
+                        last: d.last,
+                    },
+                )
+            })
+            .collect();
+        let mut by_name: BTreeMap<String, Vec<(&SeriesKey, &str, &SeriesTotals)>> = BTreeMap::new();
+        for (k, unit, t) in &all {
             by_name
                 .entry(prom_name(&k.namespace, &k.name))
                 .or_default()
-                .push((k, s));
+                .push((k, unit, t));
         }
         let mut out = String::new();
         for (name, mut series) in by_name {
             series.sort_by(|a, b| a.0.cmp(b.0));
-            let unit = series.first().map(|(_, s)| s.unit.as_str()).unwrap_or("");
+            let unit = series.first().map(|(_, u, _)| *u).unwrap_or("");
             let _ = writeln!(
                 out,
                 "# HELP {name} CloudWatch metric {} ({unit}).",
                 series[0].0.name
             );
             let _ = writeln!(out, "# TYPE {name} summary");
-            for (k, s) in &series {
+            for (k, _, s) in &series {
                 let labels = prom_labels(&k.dims);
                 let _ = writeln!(out, "{name}_sum{labels} {}", fmt_f64(s.total.sum));
                 let _ = writeln!(out, "{name}_count{labels} {}", fmt_f64(s.total.count));
             }
             let _ = writeln!(out, "# TYPE {name}_max gauge");
-            for (k, s) in &series {
+            for (k, _, s) in &series {
                 let _ = writeln!(
                     out,
                     "{name}_max{} {}",
@@ -231,7 +299,7 @@ impl Registry {
                 );
             }
             let _ = writeln!(out, "# TYPE {name}_last gauge");
-            for (k, s) in &series {
+            for (k, _, s) in &series {
                 let _ = writeln!(
                     out,
                     "{name}_last{} {}",
@@ -242,6 +310,11 @@ impl Registry {
         }
         out
     }
+}
+
+struct SeriesTotals {
+    total: Stat,
+    last: f64,
 }
 
 fn fmt_f64(v: f64) -> String {

@@ -276,7 +276,9 @@ async fn aws_request(
         }
     };
     if let Some(auth) = &state.auth {
-        let input = body_json(encoding, &body);
+        // A body that does not decode is refused by the operation itself.
+        let input: runnel_streams::ResourceRef =
+            runnel_protocol::codec::decode(encoding, &body).unwrap_or_default();
         let resource = state.streams.resource_arn_of(&input);
         let action = format!("kinesis:{operation}");
         let now = state.streams.now_ms();

@@ -9,13 +9,13 @@
 //! published out of order. Positions make this exact: a record is delivered
 //! iff its position is the next one expected.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use runnel_log::ShardKey;
 use tokio::sync::{broadcast, Notify};
 
@@ -60,7 +60,9 @@ pub(crate) type SubscriptionKey = (u64, String, u32);
 
 #[derive(Default)]
 pub struct FanoutHub {
-    channels: Mutex<HashMap<ShardKey, broadcast::Sender<Arc<PushedBatch>>>>,
+    /// Ordered by stream, so a put looks only at its own stream's channels;
+    /// read-locked on the put path.
+    channels: RwLock<BTreeMap<ShardKey, broadcast::Sender<Arc<PushedBatch>>>>,
     active: Mutex<HashMap<SubscriptionKey, Arc<Cancel>>>,
 }
 
@@ -68,10 +70,18 @@ impl FanoutHub {
     /// Whether any subscription listens on this stream (cheap check before
     /// cloning a batch for publishing).
     pub fn listening(&self, stream_uid: u64) -> bool {
+        let first = ShardKey {
+            stream_uid,
+            shard_index: 0,
+        };
+        let last = ShardKey {
+            stream_uid,
+            shard_index: u32::MAX,
+        };
         self.channels
-            .lock()
-            .iter()
-            .any(|(k, tx)| k.stream_uid == stream_uid && tx.receiver_count() > 0)
+            .read()
+            .range(first..=last)
+            .any(|(_, tx)| tx.receiver_count() > 0)
     }
 
     /// Wakes a shard's subscribers without data (e.g. the shard closed).
@@ -92,7 +102,7 @@ impl FanoutHub {
         if bytes > PUSH_BATCH_BYTES_MAX {
             batch.records = Vec::new();
         }
-        let tx = self.channels.lock().get(&shard).cloned();
+        let tx = self.channels.read().get(&shard).cloned();
         if let Some(tx) = tx {
             if tx.receiver_count() > 0 {
                 // An error only means nobody listens any more.
@@ -102,7 +112,7 @@ impl FanoutHub {
     }
 
     pub(crate) fn receiver(&self, shard: ShardKey) -> broadcast::Receiver<Arc<PushedBatch>> {
-        let mut channels = self.channels.lock();
+        let mut channels = self.channels.write();
         channels.retain(|_, tx| tx.receiver_count() > 0);
         channels
             .entry(shard)

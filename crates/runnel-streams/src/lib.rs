@@ -30,5 +30,5 @@ pub mod token;
 pub mod validate;
 
 pub use error::StreamsError;
-pub use service::{StreamsConfig, StreamsService};
+pub use service::{ResourceRef, StreamsConfig, StreamsService};
 pub use subscribe::Subscription;

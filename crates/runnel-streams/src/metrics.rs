@@ -29,13 +29,33 @@ pub(crate) struct ShardFigures {
     pub throttled: u64,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PutOp {
+    Record,
+    Records,
+}
+
 impl StreamsService {
-    pub(crate) fn metric(&self, entry: &StreamEntry, name: &str, value: f64, unit: &str) {
-        self.metrics.record(
-            SeriesKey::new(NAMESPACE, name, &[("StreamName", &entry.rec.name)]),
-            value,
-            unit,
-        );
+    /// Records a stream-level datapoint through the entry's resolved handle.
+    pub(crate) fn metric(&self, entry: &StreamEntry, name: &'static str, value: f64, unit: &str) {
+        let cached = entry
+            .metric_handles
+            .read()
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, h)| h.clone());
+        let handle = match cached {
+            Some(h) => h,
+            None => {
+                let key = SeriesKey::new(NAMESPACE, name, &[("StreamName", &entry.rec.name)]);
+                let Some(h) = self.metrics.handle(key, unit) else {
+                    return;
+                };
+                entry.metric_handles.write().push((name, h.clone()));
+                h
+            }
+        };
+        handle.record(value);
     }
 
     pub(crate) fn shard_metric(
@@ -60,11 +80,10 @@ impl StreamsService {
         }
     }
 
-    /// Writes: `op` is "PutRecord" or "PutRecords".
     pub(crate) fn record_put(
         &self,
         entry: &StreamEntry,
-        op: &str,
+        op: PutOp,
         shards: &[(u32, ShardFigures)],
         latency_ms: f64,
     ) {
@@ -72,15 +91,18 @@ impl StreamsService {
             (a.0 + f.bytes, a.1 + f.records, a.2 + f.throttled)
         });
         let ok = records > 0 || throttled == 0;
-        self.metric(entry, &format!("{op}.Bytes"), bytes as f64, "Bytes");
-        self.metric(entry, &format!("{op}.Latency"), latency_ms, "Milliseconds");
-        self.metric(
-            entry,
-            &format!("{op}.Success"),
-            if ok { 1.0 } else { 0.0 },
-            "Count",
-        );
-        if op == "PutRecords" {
+        let (bytes_name, latency_name, success_name) = match op {
+            PutOp::Record => ("PutRecord.Bytes", "PutRecord.Latency", "PutRecord.Success"),
+            PutOp::Records => (
+                "PutRecords.Bytes",
+                "PutRecords.Latency",
+                "PutRecords.Success",
+            ),
+        };
+        self.metric(entry, bytes_name, bytes as f64, "Bytes");
+        self.metric(entry, latency_name, latency_ms, "Milliseconds");
+        self.metric(entry, success_name, if ok { 1.0 } else { 0.0 }, "Count");
+        if op == PutOp::Records {
             self.metric(
                 entry,
                 "PutRecords.TotalRecords",

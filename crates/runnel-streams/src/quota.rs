@@ -83,14 +83,29 @@ impl ShardQuota {
     }
 }
 
-#[derive(Default)]
+/// Lock stripes of the per-shard state: concurrent requests to different
+/// shards (or streams) do not wait for each other.
+const QUOTA_STRIPES: usize = 64;
+
+type Stripe = Mutex<HashMap<ShardKey, ShardQuota>>;
+
 pub struct Quotas {
-    shards: Mutex<HashMap<ShardKey, ShardQuota>>,
+    stripes: Box<[Stripe; QUOTA_STRIPES]>,
 }
 
-/// A write admission session over one request: lock once, decide per record.
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas {
+            stripes: Box::new(std::array::from_fn(|_| Mutex::default())),
+        }
+    }
+}
+
+/// A write admission session over one request: each record's decision takes
+/// its shard's stripe lock only for the token arithmetic, so routing and
+/// sealing run outside every lock.
 pub struct WriteAdmission<'a> {
-    guard: parking_lot::MutexGuard<'a, HashMap<ShardKey, ShardQuota>>,
+    quotas: &'a Quotas,
     setting: QuotaSetting,
     now_ms: u64,
     /// Largest write burst: one second of rate, or the stream's maximum
@@ -102,18 +117,17 @@ pub struct WriteAdmission<'a> {
 impl WriteAdmission<'_> {
     /// Whether a record of `bytes` (data + partition key) may be written now.
     pub fn admit(&mut self, shard: ShardKey, bytes: usize) -> bool {
+        let mut stripe = self.quotas.stripe(shard).lock();
         let Some(m) = self.setting else {
             // Still count demand: on-demand scaling needs it with quotas off.
-            let q = self
-                .guard
+            let q = stripe
                 .entry(shard)
                 .or_insert_with(|| ShardQuota::new(1.0, self.now_ms, 0.0));
             q.demand_bytes += bytes as u64;
             return true;
         };
         let now = self.now_ms;
-        let q = self
-            .guard
+        let q = stripe
             .entry(shard)
             .or_insert_with(|| ShardQuota::new(m, now, self.burst_bytes));
         q.demand_bytes += bytes as u64;
@@ -133,6 +147,12 @@ impl WriteAdmission<'_> {
 }
 
 impl Quotas {
+    fn stripe(&self, shard: ShardKey) -> &Stripe {
+        // Shards of one stream are spread over consecutive stripes.
+        let h = shard.stream_uid.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(shard.shard_index);
+        &self.stripes[(h as usize) % QUOTA_STRIPES]
+    }
+
     pub fn writes(
         &self,
         setting: QuotaSetting,
@@ -140,7 +160,7 @@ impl Quotas {
         burst_bytes: usize,
     ) -> WriteAdmission<'_> {
         WriteAdmission {
-            guard: self.shards.lock(),
+            quotas: self,
             setting,
             now_ms,
             burst_bytes: burst_bytes as f64,
@@ -150,7 +170,7 @@ impl Quotas {
     /// Admits a GetRecords call (5/s, and the shard's read bytes not in debt).
     pub fn admit_read(&self, shard: ShardKey, setting: QuotaSetting, now_ms: u64) -> bool {
         let Some(m) = setting else { return true };
-        let mut shards = self.shards.lock();
+        let mut shards = self.stripe(shard).lock();
         let q = shards
             .entry(shard)
             .or_insert_with(|| ShardQuota::new(m, now_ms, 0.0));
@@ -170,23 +190,31 @@ impl Quotas {
         if setting.is_none() {
             return;
         }
-        if let Some(q) = self.shards.lock().get_mut(&shard) {
+        if let Some(q) = self.stripe(shard).lock().get_mut(&shard) {
             q.read_bytes.tokens -= bytes as f64;
         }
     }
 
     /// Bytes producers tried to write per shard since the last call.
     pub fn take_demand(&self, stream_uid: u64) -> Vec<(u32, u64)> {
-        let mut shards = self.shards.lock();
-        shards
-            .iter_mut()
-            .filter(|(k, _)| k.stream_uid == stream_uid)
-            .map(|(k, q)| (k.shard_index, std::mem::take(&mut q.demand_bytes)))
-            .collect()
+        let mut out = Vec::new();
+        for stripe in self.stripes.iter() {
+            out.extend(
+                stripe
+                    .lock()
+                    .iter_mut()
+                    .filter(|(k, _)| k.stream_uid == stream_uid)
+                    .map(|(k, q)| (k.shard_index, std::mem::take(&mut q.demand_bytes))),
+            );
+        }
+        out.sort_unstable_by_key(|(i, _)| *i);
+        out
     }
 
     pub fn forget_stream(&self, stream_uid: u64) {
-        self.shards.lock().retain(|k, _| k.stream_uid != stream_uid);
+        for stripe in self.stripes.iter() {
+            stripe.lock().retain(|k, _| k.stream_uid != stream_uid);
+        }
     }
 }
 
@@ -205,7 +233,6 @@ mod tests {
         let mut w = q.writes(Some(1.0), 0, 0);
         let admitted = (0..1500).filter(|_| w.admit(K, 10)).count();
         assert_eq!(admitted, 1000);
-        drop(w);
         // Half a second later, half the records again.
         let mut w = q.writes(Some(1.0), 500, 0);
         assert_eq!((0..1000).filter(|_| w.admit(K, 10)).count(), 500);
@@ -217,7 +244,6 @@ mod tests {
         let mut w = q.writes(Some(1.0), 0, 0);
         assert!(w.admit(K, 1024 * 1024));
         assert!(!w.admit(K, 1));
-        drop(w);
         let mut w = q.writes(Some(2.0), 0, 0);
         // Multiplier applies to buckets created under it.
         assert!(w.admit(
@@ -234,7 +260,6 @@ mod tests {
         let q = Quotas::default();
         let mut w = q.writes(Some(1.0), 0, 10 * 1024 * 1024);
         assert!(w.admit(K, 2 * 1024 * 1024));
-        drop(w);
         // The bucket starts full at one second's rate and refills up to 10 MiB.
         let mut w = q.writes(Some(1.0), 10_000, 10 * 1024 * 1024);
         assert!(w.admit(K, 9 * 1024 * 1024));

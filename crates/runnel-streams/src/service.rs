@@ -38,11 +38,28 @@ impl Default for StreamsConfig {
 
 /// An immutable snapshot of one stream: the catalog record plus what the
 /// data path derives from it. Replaced whole on every change.
+/// The members of any Kinesis request that name the resource it acts on;
+/// decoding only these skips every other member (record data above all).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ResourceRef {
+    #[serde(rename = "ConsumerARN")]
+    pub consumer_arn: Option<String>,
+    #[serde(rename = "ResourceARN")]
+    pub resource_arn: Option<String>,
+    #[serde(rename = "StreamARN")]
+    pub stream_arn: Option<String>,
+    pub stream_name: Option<String>,
+    pub shard_iterator: Option<String>,
+}
+
 pub(crate) struct StreamEntry {
     pub rec: StreamRecord,
     pub epoch: u32,
     /// Open shards sorted by hash range: (start, end, shard index).
     pub routes: Vec<(u128, u128, u32)>,
+    /// Stream-level metric series resolved on first use (see metrics.rs).
+    pub metric_handles: parking_lot::RwLock<Vec<(&'static str, runnel_metrics::Handle)>>,
 }
 
 impl StreamEntry {
@@ -64,6 +81,7 @@ impl StreamEntry {
             epoch: SequenceNumber::epoch_of(rec.uid),
             rec,
             routes,
+            metric_handles: parking_lot::RwLock::default(),
         }
     }
 
@@ -403,19 +421,22 @@ impl StreamsService {
     /// The ARN an API request acts on, for authorization: the consumer,
     /// resource or stream it names (a shard iterator names its stream), else
     /// every stream of the account.
-    pub fn resource_arn_of(&self, input: &serde_json::Value) -> String {
-        let field = |n: &str| input.get(n).and_then(serde_json::Value::as_str);
-        if let Some(a) = field("ConsumerARN")
-            .or_else(|| field("ResourceARN"))
-            .or_else(|| field("StreamARN"))
+    pub fn resource_arn_of(&self, input: &ResourceRef) -> String {
+        if let Some(a) = input
+            .consumer_arn
+            .as_deref()
+            .or(input.resource_arn.as_deref())
+            .or(input.stream_arn.as_deref())
         {
             return a.to_string();
         }
-        if let Some(name) = field("StreamName") {
+        if let Some(name) = input.stream_name.as_deref() {
             return self.arn(name);
         }
-        if let Some((pos, _)) =
-            field("ShardIterator").and_then(|t| crate::token::IteratorPos::decode(&self.sealer, t))
+        if let Some((pos, _)) = input
+            .shard_iterator
+            .as_deref()
+            .and_then(|t| crate::token::IteratorPos::decode(&self.sealer, t))
         {
             if let Some(entry) = self.lookup_uid(pos.stream_uid) {
                 return self.arn(&entry.rec.name);

@@ -4,6 +4,29 @@
 
 use crate::error::StreamsError;
 
+/// `0|[1-9]\d{0,max_digits-1}`.
+pub fn is_decimal(v: &str, max_digits: usize) -> bool {
+    v == "0"
+        || (!v.is_empty()
+            && v.len() <= max_digits
+            && !v.starts_with('0')
+            && v.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Whether a string's length in characters lies in `min..=max`, without
+/// counting characters when the byte length already decides it.
+pub fn char_len_within(v: &str, min: usize, max: usize) -> bool {
+    if v.len() <= max {
+        // Characters <= bytes; at least one character per 4 bytes.
+        return v.len() >= min && (min <= 1 || v.chars().count() >= min);
+    }
+    if v.len() > 4 * max {
+        return false;
+    }
+    let n = v.chars().count();
+    n >= min && n <= max
+}
+
 /// Collects constraint violations of one request, in member order.
 #[derive(Default)]
 pub struct Violations {
@@ -111,12 +134,7 @@ impl Violations {
     /// Decimal integer patterns (`HashKey`: `0|[1-9]\d{0,38}`, `SequenceNumber`: `0|[1-9]\d{0,128}`).
     pub fn decimal(&mut self, field: &str, value: Option<&str>, max_digits: usize) {
         let Some(v) = value else { return };
-        let ok = v == "0"
-            || (!v.is_empty()
-                && v.len() <= max_digits
-                && !v.starts_with('0')
-                && v.bytes().all(|b| b.is_ascii_digit()));
-        if !ok {
+        if !is_decimal(v, max_digits) {
             let rest = max_digits - 1;
             self.push(
                 &quote(v),
@@ -158,6 +176,11 @@ impl Violations {
                 "Value at '{field}' failed to satisfy constraint: Member must have length less than or equal to {max}"
             ));
         }
+    }
+
+    /// Whether nothing was found so far.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
     }
 
     pub fn finish(self) -> Result<(), StreamsError> {
