@@ -17,6 +17,11 @@ pub trait FsFile: Send + Sync + 'static {
     /// Makes written data durable (fdatasync).
     fn sync_data(&self) -> io::Result<()>;
     fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Allocates blocks up to `len` (reading as zeros) and extends the file
+    /// to `len` if it is shorter. An optimisation only: the default does nothing.
+    fn preallocate(&self, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
     fn len(&self) -> io::Result<u64>;
     fn is_empty(&self) -> io::Result<bool> {
         Ok(self.len()? == 0)
@@ -55,6 +60,18 @@ impl FsFile for RealFile {
             }
         }
         Ok(done)
+    }
+    fn preallocate(&self, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let len =
+            libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: a valid open descriptor; fallocate does not touch memory.
+        let rc = unsafe { libc::fallocate(self.0.as_raw_fd(), 0, 0, len) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.0.write_all_at(buf, offset)

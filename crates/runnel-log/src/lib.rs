@@ -131,6 +131,9 @@ pub struct LogConfig {
     pub commit_bytes_max: usize,
     /// (segment, shard) frame lists of sealed segments kept in memory.
     pub sidecar_cache_entries_max: usize,
+    /// Allocate each active segment's full size when it is created (see
+    /// `writer.rs`); off only in tests that read commit boundaries off the file length.
+    pub preallocate_segments: bool,
 }
 
 impl Default for LogConfig {
@@ -142,6 +145,7 @@ impl Default for LogConfig {
             pending_bytes_max: 64 * 1024 * 1024,
             commit_bytes_max: 8 * 1024 * 1024,
             sidecar_cache_entries_max: 4096,
+            preallocate_segments: true,
         }
     }
 }

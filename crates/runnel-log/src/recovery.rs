@@ -90,7 +90,14 @@ pub fn recover(dir: &Path, fs: &dyn Fs) -> Result<Recovered, LogError> {
             (id, file, scan)
         }
     };
-    if scan.valid_len < scan.file_len {
+    if scan.valid_len < scan.file_len && zeros_from(&*active_file, scan.valid_len, scan.file_len)? {
+        // The preallocated, never written rest of the active segment.
+        tracing::debug!(
+            segment = active_id,
+            valid_len = scan.valid_len,
+            "active segment ends in its preallocated tail"
+        );
+    } else if scan.valid_len < scan.file_len {
         tracing::warn!(
             segment = active_id,
             valid_len = scan.valid_len,
@@ -188,6 +195,24 @@ fn load_sealed(dir: &Path, fs: &dyn Fs, id: u64, index: &mut Index) -> Result<()
         },
     );
     Ok(())
+}
+
+/// Whether every byte of `file` in `from..to` is zero.
+fn zeros_from(file: &dyn FsFile, from: u64, to: u64) -> Result<bool, LogError> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = from;
+    while at < to {
+        let want = ((to - at) as usize).min(buf.len());
+        let n = file.read_at(&mut buf[..want], at)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        at += n as u64;
+    }
+    Ok(true)
 }
 
 /// Creates segment `id` holding its header and a shard table, synced, with

@@ -66,6 +66,7 @@ pub struct Writer {
 
 impl Writer {
     pub fn run(mut self) {
+        self.preallocate();
         while let Some(first) = self.rx.blocking_recv() {
             let mut bytes = first.bytes;
             let mut batch = vec![first];
@@ -82,6 +83,20 @@ impl Writer {
         }
         // Closing the channel lets the syncer finish what is queued and stop.
         self.syncer.take();
+    }
+
+    /// Allocates the rest of the active segment up front. An append then
+    /// changes no file size, and fdatasync has no inode update to journal:
+    /// measured on ext4 here, a small commit's sync drops from ~0.14 to
+    /// ~0.09 ms (docs/storage.md). Recovery reads the zero tail as the end.
+    fn preallocate(&self) {
+        if !self.shared.config.preallocate_segments {
+            return;
+        }
+        let len = self.shared.config.segment_bytes_max.max(self.offset);
+        if let Err(e) = self.file.preallocate(len) {
+            tracing::debug!(error = %e, segment = self.segment_id, "segment preallocation failed");
+        }
     }
 
     fn fail_all(batch: Vec<AppendRequest>, e: &LogError) {
@@ -301,6 +316,11 @@ impl Writer {
             table.sort_unstable_by_key(|(k, _, _)| *k);
             (per_shard, table)
         };
+        // A sealed segment ends at its last frame: cut the preallocated tail,
+        // and make every frame durable before the sidecar that indexes them
+        // (with `Durability::None` nothing else has synced them).
+        self.file.set_len(self.offset)?;
+        self.file.sync_data()?;
         let (bytes, spans) = sidecar::encode(old_id, &per_shard);
         drop(per_shard);
         sidecar::write(&*shared.fs, dir, &sidecar_path(dir, old_id), &bytes)?;
@@ -326,6 +346,7 @@ impl Writer {
         self.file = file;
         self.segment_id = new_id;
         self.offset = len;
+        self.preallocate();
         tracing::debug!(sealed = old_id, active = new_id, "segment rolled");
         Ok(())
     }

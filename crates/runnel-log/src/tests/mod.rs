@@ -11,9 +11,12 @@ use runnel_types::{Clock, ManualClock};
 use std::path::Path;
 use std::sync::Arc;
 
+/// Segments are not preallocated here, so tests can read commit boundaries
+/// off the file length; `pipeline.rs` runs with preallocation.
 pub fn cfg(dir: &Path) -> LogConfig {
     LogConfig {
         dir: dir.to_path_buf(),
+        preallocate_segments: false,
         ..Default::default()
     }
 }

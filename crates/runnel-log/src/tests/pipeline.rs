@@ -19,6 +19,7 @@ fn run(segment_bytes_max: u64, inject: bool) {
     let fs = Arc::new(FaultyFs::default());
     let mut config = cfg(dir.path());
     config.segment_bytes_max = segment_bytes_max;
+    config.preallocate_segments = true;
     let log = Arc::new(Log::open_with_fs(config.clone(), c.clone(), fs.clone()).unwrap());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -122,4 +123,49 @@ fn failed_syncs_fail_only_unsynced_commits() {
 #[test]
 fn failed_syncs_with_rolls() {
     run(16 * 1024, true);
+}
+
+/// A preallocated active segment: its zero tail is the clean end, and a torn
+/// commit written into it is cut like any torn tail.
+#[test]
+fn preallocated_segment_recovers_and_cuts_a_torn_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, c) = clock(5_000);
+    let mut config = cfg(dir.path());
+    config.preallocate_segments = true;
+    config.segment_bytes_max = 1 << 20;
+    let k = key(4, 0);
+    let log = open(config.clone(), &c);
+    for i in 0..10 {
+        block_on(log.append(vec![(k, vec![rec(&format!("r{i}"))])])).unwrap();
+    }
+    let seg = crate::segment::segment_path(dir.path(), 0);
+    assert_eq!(
+        std::fs::metadata(&seg).unwrap().len(),
+        1 << 20,
+        "preallocated"
+    );
+    drop(log);
+    let log = open(config.clone(), &c);
+    assert_eq!(read_all(&log, k).len(), 10);
+    let ack = block_on(log.append(vec![(k, vec![rec("r10")])])).unwrap();
+    assert_eq!(ack[0].first_position, 10);
+    drop(log);
+    // Tear the last commit: zero its second half, as a crash mid-write leaves it.
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let end = bytes.iter().rposition(|&b| b != 0).unwrap() + 1;
+    let frame = 56 + 8 + "pk-r10".len() + "r10".len();
+    for b in &mut bytes[end - frame / 2..end] {
+        *b = 0;
+    }
+    std::fs::write(&seg, &bytes).unwrap();
+    let log = open(config, &c);
+    let got: Vec<String> = read_all(&log, k)
+        .iter()
+        .map(|r| String::from_utf8(r.data.to_vec()).unwrap())
+        .collect();
+    assert_eq!(got, (0..10).map(|i| format!("r{i}")).collect::<Vec<_>>());
+    let ack = block_on(log.append(vec![(k, vec![rec("again")])])).unwrap();
+    assert_eq!(ack[0].first_position, 10);
+    assert_eq!(read_all(&log, k).len(), 11);
 }
