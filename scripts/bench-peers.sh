@@ -3,14 +3,19 @@
 # writes the comparison to stdout and docs/benchmarks.md.
 #
 #   scripts/bench-peers.sh [--duration S] [--repeat N] [--peers "runnel kinesalite ..."]
+#                          [--shapes "1x100 100x1000 500x100"] [--shape-duration S]
 #                          [--no-docs] [--skip-install]
 #
 # Peers are installed under bench-out/peers (gitignored): kinesalite and
 # kinesis-local from npm, ferrokinesis from crates.io. Each run starts a fresh
 # server on its own port, runs `bench putget` (put for --duration, then read
-# everything back and verify it), and stops the server. Figures are medians
-# over --repeat runs. A peer that fails to install or to run is kept in the
-# table, marked, and the script carries on.
+# everything back and verify it), and stops the server. Then, for each request
+# shape RECORDSxBYTES, a fresh server takes PutRecords of that shape from wrk
+# (an independent load generator written in C; scripts/bench/putrecords.lua)
+# over 16 connections. Figures are medians over --repeat runs. A peer that
+# fails to install or to run is kept in the table, marked, and the script
+# carries on. Only the part of docs/benchmarks.md between the bench-peers
+# markers is rewritten; the hand-written sections around it stay.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,15 +34,20 @@ PEERS="runnel kinesalite ferrokinesis ferrokinesis-durable kinesis-local"
 WRITE_DOC=1
 INSTALL=1
 PORT_BASE=14700
+SHAPES="1x100 100x1000 500x100"
+SHAPE_DURATION=10
+SHAPE_CONNECTIONS=16
 
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION="$2"; shift 2 ;;
     --repeat) REPEAT="$2"; shift 2 ;;
     --peers) PEERS="$2"; shift 2 ;;
+    --shapes) SHAPES="$2"; shift 2 ;;
+    --shape-duration) SHAPE_DURATION="$2"; shift 2 ;;
     --no-docs) WRITE_DOC=0; shift ;;
     --skip-install) INSTALL=0; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -112,7 +122,17 @@ build_runnel() {
   (cd "$ROOT" && cargo build --release -p runnel) >"$OUT/build-runnel.log" 2>&1
 }
 
-npm_ok=0; ferro_ok=0; runnel_ok=0
+install_wrk() {
+  command -v wrk >/dev/null 2>&1 && return 0
+  [ "$INSTALL" = 1 ] || return 1
+  log "installing wrk with apt-get"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
+  { "${SUDO[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq wrk; } \
+    >"$OUT/install-wrk.log" 2>&1
+}
+
+npm_ok=0; ferro_ok=0; runnel_ok=0; wrk_ok=0
+install_wrk && wrk_ok=1 || log "wrk install failed: request shapes are skipped"
 install_npm && npm_ok=1 || log "npm install failed (see $OUT/install-npm.log)"
 case " $PEERS " in *" ferrokinesis"*) install_ferro && ferro_ok=1 || log "ferrokinesis install failed" ;; esac
 build_runnel && runnel_ok=1 || log "runnel build failed (see $OUT/build-runnel.log)"
@@ -213,6 +233,43 @@ for peer in $PEERS; do
   done
 done
 
+# ---- request shapes with wrk --------------------------------------------------
+# Raw JSON with a dummy SigV4 Authorization header: every peer accepts it
+# without checking the signature (runnel in its default open mode).
+AUTH_HEADERS=(-H 'X-Amz-Date: 20260101T000000Z'
+  -H 'Authorization: AWS4-HMAC-SHA256 Credential=any/20260101/us-east-1/kinesis/aws4_request, SignedHeaders=host, Signature=00')
+kinesis_call() { # port operation json
+  curl -s -X POST "http://127.0.0.1:$1/" -H 'Content-Type: application/x-amz-json-1.1' \
+    -H "X-Amz-Target: Kinesis_20131202.$2" "${AUTH_HEADERS[@]}" -d "$3"
+}
+if [ "$wrk_ok" = 1 ]; then
+  for peer in $PEERS; do
+    for shape in $SHAPES; do
+      recs=${shape%x*}; bytes=${shape#*x}
+      for i in $(seq 1 "$REPEAT"); do
+        port=$(pick_port)
+        dir="$OUT/data/$peer-$RUN_STAMP-shape-$shape-$i"
+        mkdir -p "$OUT/data"; rm -rf "$dir"; mkdir -p "$dir"
+        if ! start_server "$peer" "$port" "$dir"; then
+          log "$peer: did not start for shape $shape"; stop_server; break
+        fi
+        kinesis_call "$port" CreateStream "{\"StreamName\":\"shape\",\"ShardCount\":$SHARDS}" >/dev/null
+        for _ in $(seq 1 100); do
+          kinesis_call "$port" DescribeStreamSummary '{"StreamName":"shape"}' | grep -q '"ACTIVE"' && break
+          sleep 0.1
+        done
+        log "$peer shape $shape run $i/$REPEAT on port $port"
+        STREAM=shape RECORDS=$recs BYTES=$bytes timeout $((SHAPE_DURATION + 60)) \
+          wrk -t2 -c"$SHAPE_CONNECTIONS" -d"${SHAPE_DURATION}s" --timeout 10s \
+          -s "$ROOT/scripts/bench/putrecords.lua" "http://127.0.0.1:$port/" \
+          >"$RESULTS/$peer-$RUN_STAMP-shape-$shape-$i.txt" 2>&1 || log "$peer shape $shape run $i: wrk failed"
+        stop_server
+        rm -rf "$dir"
+      done
+    done
+  done
+fi
+
 # ---- report -----------------------------------------------------------------
 STATUS_JSON="{"
 for peer in $PEERS; do
@@ -265,12 +322,47 @@ for peer in peers:
 EOF
 )"
 
+SHAPE_TABLE="$(python3 - "$RESULTS" "$RUN_STAMP" "$PEERS" "$SHAPES" <<'PY'
+import glob, re, statistics, sys
+results, stamp, peers, shapes = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4].split()
+labels = {"runnel": "runnel (fsync)", "kinesalite": "kinesalite", "ferrokinesis": "ferrokinesis (in-memory)",
+          "ferrokinesis-durable": "ferrokinesis (--state-dir)", "kinesis-local": "kinesis-local"}
+med = lambda xs: statistics.median(xs) if xs else None
+print("| shape (records × bytes) | server | records/s | MB/s | request p50 ms | request p99 ms | failed requests | vs ferrokinesis in-memory | runs |")
+print("|---|---|--:|--:|--:|--:|--:|--:|--:|")
+for shape in shapes:
+    figs = {}
+    for peer in peers:
+        runs = []
+        for f in sorted(glob.glob(f"{results}/{peer}-{stamp}-shape-{shape}-*.txt")):
+            m = re.search(r"RESULT (.*)", open(f).read())
+            if m:
+                runs.append({k: int(v) for k, v in (kv.split("=") for kv in m.group(1).split())})
+        figs[peer] = runs
+    rec = lambda r: r["requests"] * r["records_per_request"] / (r["duration_us"] / 1e6)
+    base = med([rec(r) for r in figs.get("ferrokinesis", [])])
+    for peer in peers:
+        runs = figs[peer]
+        if not runs:
+            print(f"| {shape} | {labels.get(peer, peer)} | — | — | — | — | — | — | 0 |")
+            continue
+        rps = med([rec(r) for r in runs])
+        mbs = med([rec(r) * r["record_bytes"] / 1e6 for r in runs])
+        p50 = med([r["p50_us"] / 1000 for r in runs])
+        p99 = med([r["p99_us"] / 1000 for r in runs])
+        failed = sum(r["failed"] + r["errors_read"] + r["errors_timeout"] for r in runs)
+        ratio = f"{rps / base:.2f}×" if base else "—"
+        print(f"| {shape} | {labels.get(peer, peer)} | {rps:,.0f} | {mbs:,.1f} | {p50:.2f} | {p99:.2f} | {failed} | {ratio} | {len(runs)} |")
+PY
+)"
+
 echo "$TABLE"
+echo
+echo "$SHAPE_TABLE"
 
 if [ "$WRITE_DOC" = 1 ]; then
+  GEN="$(mktemp)"
   {
-    echo "# Benchmarks"
-    echo
     echo "Produced by \`scripts/bench-peers.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'). Re-run it to refresh this page;"
     echo "raw JSON of every run is left in \`bench-out/results/\`."
     echo
@@ -287,6 +379,14 @@ if [ "$WRITE_DOC" = 1 ]; then
     echo "runnel acknowledges a PutRecords only after its records are fsynced (group commit), the default"
     echo "durability. kinesalite, kinesis-local and ferrokinesis without \`--state-dir\` keep everything in memory;"
     echo "ferrokinesis with \`--state-dir\` writes a WAL (see its documentation for when it syncs)."
+    echo
+    echo "### Request shapes (independent load generator)"
+    echo
+    echo "wrk (C, \`scripts/bench/putrecords.lua\`): ${SHAPE_CONNECTIONS} connections, ${SHAPE_DURATION} s per run, a fresh server and"
+    echo "stream of $SHARDS shards per run, raw JSON PutRecords of RECORDS records × BYTES bytes. A request counts as"
+    echo "failed if it is not a 200 or reports a FailedRecordCount other than 0. Latency is per request."
+    echo
+    echo "$SHAPE_TABLE"
     echo
     echo "Spread between runs is large on a 2-core machine (the load generator competes with the server);"
     echo '`bench-out/results/*.json` holds every run'"'"'s figures, including p90/p99.9/max latency.'
@@ -320,6 +420,22 @@ if [ "$WRITE_DOC" = 1 ]; then
     echo '```'
     echo
     echo "Reproduce: \`scripts/bench-peers.sh --duration $DURATION --repeat $REPEAT\`."
-  } >"$DOC"
+  } >"$GEN"
+  python3 - "$DOC" "$GEN" <<'PY'
+import sys
+doc, gen = sys.argv[1], sys.argv[2]
+begin, end = "<!-- bench-peers:begin -->", "<!-- bench-peers:end -->"
+body = open(gen).read().rstrip("\n")
+try:
+    text = open(doc).read()
+except OSError:
+    text = "# Benchmarks\n\n" + begin + "\n" + end + "\n"
+if begin not in text or end not in text:
+    text = text.rstrip("\n") + "\n\n" + begin + "\n" + end + "\n"
+head, rest = text.split(begin, 1)
+_, tail = rest.split(end, 1)
+open(doc, "w").write(head + begin + "\n" + body + "\n" + end + tail)
+PY
+  rm -f "$GEN"
   log "wrote $DOC"
 fi

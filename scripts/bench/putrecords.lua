@@ -50,13 +50,19 @@ function request()
   }, bodies[(n % 64) + 1])
 end
 
-local errors = 0
+-- Responses that are not 200, and 200s that report failed records
+-- (throttling): counted per thread, summed in done().
+failed = 0
 function response(status, headers, body)
-  if status ~= 200 then errors = errors + 1 end
+  if status ~= 200 or not string.find(body, '"FailedRecordCount":0[,}]') then
+    failed = failed + 1
+  end
 end
 
 function done(summary, latency, requests)
-  io.write(string.format("RESULT requests=%d duration_us=%d p50_us=%d p90_us=%d p99_us=%d non2xx=%d errors_connect=%d errors_read=%d errors_timeout=%d\n",
+  local failed_total = 0
+  for _, t in ipairs(threads) do failed_total = failed_total + (t:get("failed") or 0) end
+  io.write(string.format("RESULT requests=%d duration_us=%d p50_us=%d p90_us=%d p99_us=%d failed=%d records_per_request=%d record_bytes=%d errors_connect=%d errors_read=%d errors_timeout=%d\n",
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    summary.errors.status, summary.errors.connect, summary.errors.read, summary.errors.timeout))
+    failed_total, records, bytes, summary.errors.connect, summary.errors.read, summary.errors.timeout))
 end
