@@ -4,8 +4,11 @@
 //! the signing key from the caller's secret, and compares signatures in
 //! constant time. Checked: algorithm, credential scope (date, region,
 //! service, `aws4_request`), that `host` and `x-amz-date` are signed, the
-//! request time within 15 minutes of the server's clock, the payload hash
-//! (from `x-amz-content-sha256` when present, else computed from the body).
+//! request time within 15 minutes of the server's clock, that
+//! `x-amz-target` (the operation) is signed when sent, and the payload hash,
+//! always computed from the body received: `UNSIGNED-PAYLOAD` is an S3
+//! option that the JSON protocols do not have, so it is refused, except in
+//! a presigned request without a body.
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -265,22 +268,31 @@ pub fn verify(
             }
         }
     }
-    // A presigned request may sign the body's hash (botocore) or
-    // UNSIGNED-PAYLOAD (S3 style); both are accepted.
-    let payload_hash = match header(req, "x-amz-content-sha256") {
-        Some("UNSIGNED-PAYLOAD") => "UNSIGNED-PAYLOAD".to_string(),
-        Some(h) => {
-            let actual = hex::encode(Sha256::digest(req.body));
-            if h != actual {
-                return Err(AuthError::InvalidSignature(
-                    "The provided 'x-amz-content-sha256' header does not match what was computed."
-                        .into(),
-                ));
-            }
-            actual
+    // The operation is named by a header; unsigned, the holder of a
+    // signature could turn it into any other operation.
+    if header(req, "x-amz-target").is_some()
+        && !p.signed_headers.iter().any(|h| h == "x-amz-target")
+    {
+        return Err(AuthError::InvalidSignature(
+            "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization.".into(),
+        ));
+    }
+    // The JSON protocols sign the payload: the canonical request always
+    // carries the hash of the body received, whatever `x-amz-content-sha256`
+    // claims (so `UNSIGNED-PAYLOAD` cannot stand in for a body). Only a
+    // presigned request without a body may have signed `UNSIGNED-PAYLOAD`.
+    let payload_hash = hex::encode(Sha256::digest(req.body));
+    match header(req, "x-amz-content-sha256") {
+        Some(h) if h == payload_hash => {}
+        None => {}
+        Some(h) if is_unsigned_payload(h) => {}
+        Some(_) => {
+            return Err(AuthError::InvalidSignature(
+                "The provided 'x-amz-content-sha256' header does not match what was computed."
+                    .into(),
+            ))
         }
-        None => hex::encode(Sha256::digest(req.body)),
-    };
+    }
     let mut canonical_headers = String::new();
     for name in &p.signed_headers {
         let values: Vec<String> = req
@@ -318,8 +330,7 @@ pub fn verify(
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                 == 0
     };
-    let unsigned_presign =
-        p.presigned_expires_s.is_some() && header(req, "x-amz-content-sha256").is_none();
+    let unsigned_presign = p.presigned_expires_s.is_some() && req.body.is_empty();
     let same = matches(signature_for(&payload_hash))
         || (unsigned_presign && matches(signature_for("UNSIGNED-PAYLOAD")));
     if !same {
@@ -332,6 +343,11 @@ pub fn verify(
         region: p.region,
         session_token: p.session_token,
     })
+}
+
+/// `UNSIGNED-PAYLOAD` and the streaming forms S3 accepts in its place.
+fn is_unsigned_payload(h: &str) -> bool {
+    h == "UNSIGNED-PAYLOAD" || h.starts_with("STREAMING-")
 }
 
 /// The path as SigV4 canonicalises it for non-S3 services: each segment

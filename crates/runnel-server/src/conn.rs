@@ -1,0 +1,258 @@
+//! One client connection from accept to close, with a deadline for every
+//! phase so that no client can hold a connection slot by saying nothing:
+//!
+//! - plain TCP: the first byte within `first_byte_timeout_ms`;
+//! - TLS: the handshake within `tls_handshake_timeout_ms`;
+//! - the first request's headers within `header_timeout_ms` of the start
+//!   (HTTP/1.1 also bounds each later request's headers by the same time);
+//! - a request body within `body_timeout_ms` of its headers (in `body.rs`);
+//! - no request in progress (keep-alive, an HTTP/2 connection with no open
+//!   stream) for `idle_timeout_ms`: the connection is closed (HTTP/2 gets a
+//!   GOAWAY first). PINGs and other frames do not count as a request;
+//! - HTTP/2 with open streams: a PING every `h2_keepalive_ms`, and a peer
+//!   that does not answer in that time is dropped.
+//!
+//! A request in progress (including a SubscribeToShard event stream for its
+//! five minutes) keeps its connection open. Besides the global
+//! `connections_max`, each client address may hold at most
+//! [`ServerConfig::connections_per_address`] connections.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::config::ServerConfig;
+use crate::http::{handle, AppState};
+
+/// How long a connection asked to close may take to finish on its own.
+const GRACEFUL_CLOSE_MS: u64 = 1_000;
+
+/// The deadlines of [`ServerConfig`], as durations.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadlines {
+    pub first_byte: Duration,
+    pub tls_handshake: Duration,
+    pub header: Duration,
+    pub idle: Duration,
+}
+
+impl Deadlines {
+    pub fn of(c: &ServerConfig) -> Self {
+        Deadlines {
+            first_byte: Duration::from_millis(c.first_byte_timeout_ms),
+            tls_handshake: Duration::from_millis(c.tls_handshake_timeout_ms),
+            header: Duration::from_millis(c.header_timeout_ms),
+            idle: Duration::from_millis(c.idle_timeout_ms),
+        }
+    }
+}
+
+/// The HTTP/1.1 + HTTP/2 connection builder with the configured timers.
+pub fn builder(c: &ServerConfig) -> hyper_util::server::conn::auto::Builder<TokioExecutor> {
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(c.header_timeout_ms));
+    let keepalive = Duration::from_millis(c.h2_keepalive_ms);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256)
+        .keep_alive_interval(Some(keepalive))
+        .keep_alive_timeout(keepalive);
+    builder
+}
+
+/// Connections held per client address.
+pub struct PerAddress {
+    max: usize,
+    counts: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection's share of its address; released on drop.
+pub struct AddressPermit {
+    owner: Arc<PerAddress>,
+    ip: IpAddr,
+}
+
+impl PerAddress {
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(PerAddress {
+            max,
+            counts: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A permit, or `None` when `ip` already holds its share.
+    pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Option<AddressPermit> {
+        let mut counts = self.counts.lock();
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(AddressPermit {
+            owner: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressPermit {
+    fn drop(&mut self) {
+        let mut counts = self.owner.counts.lock();
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Whether a connection has a request in progress, and since when it has not.
+struct Activity {
+    start: Instant,
+    in_flight: AtomicUsize,
+    /// Milliseconds after `start` when the last request finished.
+    idle_since_ms: AtomicU64,
+}
+
+/// Held by a request until its response body is finished or dropped.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn begin(a: &Arc<Activity>) -> Self {
+        a.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(a.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let ms = self.0.start.elapsed().as_millis() as u64;
+        self.0.idle_since_ms.store(ms.max(1), Ordering::Release);
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Resolves once the connection has had no request in progress for its
+/// allowance: `header` before the first request, `idle` after.
+async fn idle_deadline(a: Arc<Activity>, d: Deadlines) {
+    let mut served_one = false;
+    loop {
+        let allowance = if served_one { d.idle } else { d.header };
+        let wake = if a.in_flight.load(Ordering::Acquire) > 0 {
+            served_one = true;
+            Instant::now() + d.idle.min(d.header)
+        } else {
+            let since = Duration::from_millis(a.idle_since_ms.load(Ordering::Acquire));
+            let wake = a.start + since + allowance;
+            if wake <= Instant::now() {
+                // Re-check: a request may have begun since the load above.
+                if a.in_flight.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                continue;
+            }
+            wake
+        };
+        tokio::time::sleep_until(wake).await;
+        if a.idle_since_ms.load(Ordering::Acquire) > 0 {
+            served_one = true;
+        }
+    }
+}
+
+/// Serves a plain-TCP connection: waits (bounded) for its first byte.
+pub async fn serve_tcp(
+    builder: Arc<hyper_util::server::conn::auto::Builder<TokioExecutor>>,
+    stream: TcpStream,
+    state: Arc<AppState>,
+    peer: SocketAddr,
+    d: Deadlines,
+) {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(d.first_byte, stream.peek(&mut first)).await {
+        Ok(Ok(n)) if n > 0 => serve(builder, stream, state, peer, false, d).await,
+        Ok(Ok(_)) => {} // closed before sending anything
+        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "connection failed before its first byte"),
+        Err(_) => tracing::debug!(%peer, "no first byte in time; closing"),
+    }
+}
+
+/// Serves a TLS connection: the handshake is bounded by its deadline.
+pub async fn serve_tls(
+    builder: Arc<hyper_util::server::conn::auto::Builder<TokioExecutor>>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    state: Arc<AppState>,
+    peer: SocketAddr,
+    d: Deadlines,
+) {
+    match tokio::time::timeout(d.tls_handshake, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => serve(builder, tls, state, peer, true, d).await,
+        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+    }
+}
+
+async fn serve<I>(
+    builder: Arc<hyper_util::server::conn::auto::Builder<TokioExecutor>>,
+    io: I,
+    state: Arc<AppState>,
+    peer: SocketAddr,
+    secure: bool,
+    d: Deadlines,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Arc::new(Activity {
+        start: Instant::now(),
+        in_flight: AtomicUsize::new(0),
+        idle_since_ms: AtomicU64::new(0),
+    });
+    let tracked = activity.clone();
+    let service = service_fn(move |req| {
+        let state = state.clone();
+        let guard = InFlight::begin(&tracked);
+        async move {
+            let resp = handle(state, req, peer.ip(), secure).await;
+            // The request stays in progress until its body is sent (or dropped).
+            Ok::<_, std::convert::Infallible>(resp.map(|body| {
+                body.map_frame(move |f| {
+                    let _ = &guard;
+                    f
+                })
+                .boxed()
+            }))
+        }
+    });
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        () = idle_deadline(activity, d) => {
+            tracing::debug!(%peer, "connection idle past its deadline; closing");
+            conn.as_mut().graceful_shutdown();
+            match tokio::time::timeout(Duration::from_millis(GRACEFUL_CLOSE_MS), conn.as_mut()).await {
+                Ok(r) => r,
+                Err(_) => Ok(()),
+            }
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
