@@ -442,6 +442,89 @@ mod tests {
         ));
     }
 
+    /// Signs `req` (header form) as a client would, over `payload_hash`.
+    fn sign(req: &mut SignedRequest<'_>, signed: &str, payload_hash: &str) {
+        let date = "20150830T123600Z";
+        req.headers.push(("x-amz-date".into(), date.into()));
+        let mut canonical_headers = String::new();
+        for name in signed.split(';') {
+            let v = header(req, name).unwrap_or_default().to_string();
+            canonical_headers.push_str(&format!("{name}:{v}\n"));
+        }
+        let canonical_request = format!(
+            "{}\n{}\n{}\n{canonical_headers}\n{signed}\n{payload_hash}",
+            req.method,
+            canonical_path(req.path),
+            canonical_query(req.query, false),
+        );
+        let scope = "20150830/us-east-1/kinesis/aws4_request";
+        let sts = format!(
+            "{ALGORITHM}\n{date}\n{scope}\n{}",
+            hex::encode(Sha256::digest(canonical_request.as_bytes()))
+        );
+        let key = signing_key("secret", "20150830", "us-east-1", "kinesis");
+        let sig = hex::encode(hmac(&key, sts.as_bytes()));
+        req.headers.push((
+            "authorization".into(),
+            format!("{ALGORITHM} Credential=AK/{scope}, SignedHeaders={signed}, Signature={sig}"),
+        ));
+    }
+
+    fn json_request(body: &[u8]) -> SignedRequest<'_> {
+        SignedRequest {
+            method: "POST",
+            path: "/",
+            query: None,
+            headers: vec![
+                ("host".into(), "localhost".into()),
+                ("x-amz-target".into(), "Kinesis_20131202.ListStreams".into()),
+            ],
+            body,
+        }
+    }
+
+    #[test]
+    fn payload_must_be_signed() {
+        let now = parse_amz_date("20150830T123600Z").unwrap();
+        let secret = |_: &str| Some(("secret".to_string(), None));
+        let check = |req: &SignedRequest<'_>| verify(req, now, "us-east-1", &["kinesis"], &secret);
+        // The body's own hash: accepted.
+        let mut ok = json_request(b"{}");
+        sign(
+            &mut ok,
+            "host;x-amz-date;x-amz-target",
+            &hex::encode(Sha256::digest(b"{}")),
+        );
+        assert!(check(&ok).is_ok());
+        // UNSIGNED-PAYLOAD, declared and signed: refused, whatever the body.
+        for body in [&b"{}"[..], b"{\"Limit\": 1}"] {
+            let mut req = json_request(body);
+            req.headers
+                .push(("x-amz-content-sha256".into(), "UNSIGNED-PAYLOAD".into()));
+            sign(
+                &mut req,
+                "host;x-amz-content-sha256;x-amz-date;x-amz-target",
+                "UNSIGNED-PAYLOAD",
+            );
+            assert!(
+                matches!(check(&req), Err(AuthError::InvalidSignature(m)) if m.starts_with("The request signature we calculated"))
+            );
+        }
+        // The operation header left out of the signature: refused.
+        let mut req = json_request(b"{}");
+        sign(
+            &mut req,
+            "host;x-amz-date",
+            &hex::encode(Sha256::digest(b"{}")),
+        );
+        assert_eq!(
+            check(&req),
+            Err(AuthError::InvalidSignature(
+                "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization.".into()
+            ))
+        );
+    }
+
     #[test]
     fn dates() {
         assert_eq!(parse_amz_date("19700101T000000Z"), Some(0));

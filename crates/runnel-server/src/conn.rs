@@ -256,3 +256,82 @@ async fn serve<I>(
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_address_share() {
+        let limit = PerAddress::new(2);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let first = limit.try_acquire(a).unwrap();
+        let _second = limit.try_acquire(a).unwrap();
+        assert!(limit.try_acquire(a).is_none());
+        // Another address is unaffected.
+        let _other = limit.try_acquire(b).unwrap();
+        drop(first);
+        assert!(limit.try_acquire(a).is_some());
+    }
+
+    #[test]
+    fn default_share_scales_with_the_cap() {
+        let c = |max, per| ServerConfig {
+            connections_max: max,
+            connections_per_address_max: per,
+            ..ServerConfig::default()
+        };
+        assert_eq!(c(4096, 0).connections_per_address(), 512);
+        assert_eq!(c(100, 0).connections_per_address(), 64);
+        assert_eq!(c(10, 0).connections_per_address(), 10);
+        assert_eq!(c(4096, 7).connections_per_address(), 7);
+        assert!(c(10, 11).validate().is_err());
+        let zero = ServerConfig {
+            idle_timeout_ms: 0,
+            ..ServerConfig::default()
+        };
+        assert!(zero
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("idle_timeout_ms"));
+    }
+
+    #[tokio::test]
+    async fn idle_deadline_waits_for_requests() {
+        let ms = Duration::from_millis;
+        let d = Deadlines {
+            first_byte: ms(100),
+            tls_handshake: ms(100),
+            header: ms(200),
+            idle: ms(400),
+        };
+        let a = Arc::new(Activity {
+            start: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(0),
+        });
+        // No request at all: closed at the header deadline.
+        let t = Instant::now();
+        idle_deadline(a.clone(), d).await;
+        assert!(
+            t.elapsed() >= ms(200) && t.elapsed() < ms(2000),
+            "{:?}",
+            t.elapsed()
+        );
+        // A request in progress holds it open; once done, `idle` applies.
+        let guard = InFlight::begin(&a);
+        let watch = tokio::spawn(idle_deadline(a.clone(), d));
+        tokio::time::sleep(ms(1000)).await;
+        assert!(!watch.is_finished());
+        drop(guard);
+        let t = Instant::now();
+        let _ = watch.await;
+        assert!(
+            t.elapsed() >= ms(350) && t.elapsed() < ms(3000),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+}
