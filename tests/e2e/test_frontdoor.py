@@ -481,3 +481,40 @@ def test_console_requests_pass_the_front_door(srv, tmp_path):
         assert call["url"] == "/"
         r = requests.post(srv.endpoint + "/", data=call["body"], headers=call["headers"], timeout=10)
         assert r.status_code == 200, (call, r.text)
+
+
+def test_client_that_stops_reading_is_dropped(srv):
+    """A request in progress whose client reads nothing: once no byte has moved
+    for the stall allowance (three 5 s SubscribeToShard heartbeats, as the idle
+    deadline here is shorter), the connection is dropped."""
+    import base64
+
+    k = kin.make_client(srv.endpoint)
+    k.create_stream(StreamName="big", ShardCount=1)
+    kin.wait_status(k, "big")
+    blob = b"x" * (1000 * 1000)
+    for _ in range(3):
+        k.put_records(StreamName="big", Records=[{"Data": blob, "PartitionKey": "p"}] * 3)
+    it = k.get_shard_iterator(StreamName="big", ShardId="shardId-000000000000",
+                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    s.connect(addr(srv))
+    body = json.dumps({"ShardIterator": it}).encode()
+    hdrs = {"Content-Type": JSON_CT, "X-Amz-Target": "Kinesis_20131202.GetRecords", **signed_headers(),
+            "Host": "127.0.0.1", "Content-Length": str(len(body))}
+    s.sendall(("POST / HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n").encode() + body)
+    time.sleep(15 + SLACK_S + 2)
+    # Now read: the response stops short, the connection closed under it.
+    _, got = closed_within(s, 20)
+    head, _, rest = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), got[:200]
+    # The whole answer would be nine base64 records; far less arrived, unterminated.
+    assert len(rest) < len(base64.b64encode(blob)) * 9, len(rest)
+    lengths = [line for line in head.lower().split(b"\r\n") if line.startswith(b"content-length")]
+    if lengths:
+        assert len(rest) < int(lengths[0].split(b":")[1])
+    else:
+        assert not rest.endswith(b"0\r\n\r\n")
+    # The server is fine and serves others.
+    assert list_streams(srv).status_code == 200

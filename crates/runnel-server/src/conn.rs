@@ -9,6 +9,9 @@
 //! - no request in progress (keep-alive, an HTTP/2 connection with no open
 //!   stream) for `idle_timeout_ms`: the connection is closed (HTTP/2 gets a
 //!   GOAWAY first). PINGs and other frames do not count as a request;
+//! - a request in progress while not a byte moves either way (a client that
+//!   stopped reading its response) for `idle_timeout_ms`, but at least three
+//!   SubscribeToShard heartbeats: the connection is dropped;
 //! - HTTP/2 with open streams: a PING every `h2_keepalive_ms`, and a peer
 //!   that does not answer in that time is dropped.
 //!
@@ -19,15 +22,17 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http_body_util::BodyExt;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use parking_lot::Mutex;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -44,6 +49,10 @@ pub struct Deadlines {
     pub tls_handshake: Duration,
     pub header: Duration,
     pub idle: Duration,
+    /// A request in progress with no byte moving either way for this long
+    /// is given up: `idle`, but never less than three SubscribeToShard
+    /// heartbeats, so a quiet event stream is never taken for a stalled one.
+    pub stall: Duration,
 }
 
 impl Deadlines {
@@ -53,6 +62,8 @@ impl Deadlines {
             tls_handshake: Duration::from_millis(c.tls_handshake_timeout_ms),
             header: Duration::from_millis(c.header_timeout_ms),
             idle: Duration::from_millis(c.idle_timeout_ms),
+            stall: Duration::from_millis(c.idle_timeout_ms)
+                .max(runnel_streams::fanout::HEARTBEAT * 3),
         }
     }
 }
@@ -80,6 +91,21 @@ pub struct PerAddress {
     counts: Mutex<HashMap<IpAddr, usize>>,
 }
 
+/// The address a share is counted for: an IPv4 address (also when mapped
+/// into IPv6), or an IPv6 /64, the smallest block one host is usually given.
+fn share_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(std::net::Ipv6Addr::from(bits))
+            }
+        },
+    }
+}
+
 /// One connection's share of its address; released on drop.
 pub struct AddressPermit {
     owner: Arc<PerAddress>,
@@ -96,6 +122,7 @@ impl PerAddress {
 
     /// A permit, or `None` when `ip` already holds its share.
     pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Option<AddressPermit> {
+        let ip = share_key(ip);
         let mut counts = self.counts.lock();
         let n = counts.entry(ip).or_insert(0);
         if *n >= self.max {
@@ -127,6 +154,80 @@ struct Activity {
     in_flight: AtomicUsize,
     /// Milliseconds after `start` when the last request finished.
     idle_since_ms: AtomicU64,
+    /// Bytes moved either way (see [`Counted`]).
+    moved: Arc<AtomicU64>,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            start: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(0),
+            moved: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+/// The connection's I/O, counting the bytes that move, so that a request in
+/// progress whose client neither sends nor reads anything can be noticed.
+struct Counted<I> {
+    io: I,
+    moved: Arc<AtomicU64>,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Counted<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.io).poll_read(cx, buf);
+        let n = buf.filled().len().saturating_sub(before);
+        if n > 0 {
+            self.moved.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Counted<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.io).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &r {
+            self.moved.fetch_add(*n as u64, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = &r {
+            self.moved.fetch_add(*n as u64, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 /// Held by a request until its response body is finished or dropped.
@@ -148,15 +249,24 @@ impl Drop for InFlight {
 }
 
 /// Resolves once the connection has had no request in progress for its
-/// allowance: `header` before the first request, `idle` after.
+/// allowance (`header` before the first request, `idle` after), or has had
+/// one in progress while not a byte moved either way for `idle`.
 async fn idle_deadline(a: Arc<Activity>, d: Deadlines) {
     let mut served_one = false;
+    // Bytes moved when a request in progress was last seen, if one was.
+    let mut busy_mark: Option<u64> = None;
     loop {
         let allowance = if served_one { d.idle } else { d.header };
         let wake = if a.in_flight.load(Ordering::Acquire) > 0 {
             served_one = true;
-            Instant::now() + d.idle.min(d.header)
+            let moved = a.moved.load(Ordering::Relaxed);
+            if busy_mark == Some(moved) {
+                return; // stalled: nothing sent or read for a whole period
+            }
+            busy_mark = Some(moved);
+            Instant::now() + d.stall
         } else {
+            busy_mark = None;
             let since = Duration::from_millis(a.idle_since_ms.load(Ordering::Acquire));
             let wake = a.start + since + allowance;
             if wake <= Instant::now() {
@@ -218,11 +328,11 @@ async fn serve<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let activity = Arc::new(Activity {
-        start: Instant::now(),
-        in_flight: AtomicUsize::new(0),
-        idle_since_ms: AtomicU64::new(0),
-    });
+    let activity = Arc::new(Activity::new());
+    let io = Counted {
+        io,
+        moved: activity.moved.clone(),
+    };
     let tracked = activity.clone();
     let service = service_fn(move |req| {
         let state = state.clone();
@@ -306,12 +416,9 @@ mod tests {
             tls_handshake: ms(100),
             header: ms(200),
             idle: ms(400),
+            stall: ms(400),
         };
-        let a = Arc::new(Activity {
-            start: Instant::now(),
-            in_flight: AtomicUsize::new(0),
-            idle_since_ms: AtomicU64::new(0),
-        });
+        let a = Arc::new(Activity::new());
         // No request at all: closed at the header deadline.
         let t = Instant::now();
         idle_deadline(a.clone(), d).await;
@@ -320,10 +427,13 @@ mod tests {
             "{:?}",
             t.elapsed()
         );
-        // A request in progress holds it open; once done, `idle` applies.
+        // A request in progress whose bytes move holds it open; once done, `idle` applies.
         let guard = InFlight::begin(&a);
         let watch = tokio::spawn(idle_deadline(a.clone(), d));
-        tokio::time::sleep(ms(1000)).await;
+        for _ in 0..10 {
+            a.moved.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(ms(100)).await;
+        }
         assert!(!watch.is_finished());
         drop(guard);
         let t = Instant::now();
