@@ -120,15 +120,16 @@ pub fn check_presence(
         (None, false) => Err(PresenceError::Missing),
         (Some(header), false) => {
             // Parameters follow the algorithm, separated by commas or spaces.
-            let params: Vec<(&str, &str)> = header
-                .split([',', ' '])
-                .filter(|t| !t.is_empty())
-                .skip(1)
-                .map(|t| t.trim().split_once('=').unwrap_or((t, "")))
-                .collect();
+            let params = || {
+                header
+                    .split([',', ' '])
+                    .filter(|t| !t.is_empty())
+                    .skip(1)
+                    .map(|t| t.split_once('=').unwrap_or((t, "")))
+            };
             let mut msg = String::new();
             for want in HEADER_PARAMS {
-                if !params.iter().any(|(k, v)| *k == want && !v.is_empty()) {
+                if !params().any(|(k, v)| k == want && !v.is_empty()) {
                     msg.push_str(&format!(
                         "Authorization header requires '{want}' parameter. "
                     ));

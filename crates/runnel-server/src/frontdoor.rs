@@ -34,7 +34,7 @@ const PREFLIGHT_MAX_AGE_S: &str = "172800";
 pub fn require_signature(headers: &HeaderMap, query: Option<&str>) -> Result<(), AuthError> {
     let authorization = headers
         .get(header::AUTHORIZATION)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        .map(|v| String::from_utf8_lossy(v.as_bytes()));
     let has_date = headers.contains_key("x-amz-date") || headers.contains_key(header::DATE);
     match check_presence(authorization.as_deref(), has_date, query) {
         Ok(_) => Ok(()),
