@@ -249,6 +249,9 @@ def test_unsigned_request_refused_in_open_mode(srv):
     # Query parameters that are not a presigned signature do not count.
     q = "?X-Amz-Credential=a&X-Amz-Signature=b&X-Amz-SignedHeaders=c&X-Amz-Date=d"
     assert_aws_error(post(srv, LIST, q), 400, "MissingAuthenticationTokenException", MISSING_MSG)
+    # A body that is not JSON is reported before the missing signature.
+    r = post(srv, LIST, body=b"hello")
+    assert r.status_code == 400 and r.json()["__type"] == "SerializationException", r.text
     # A well-formed but unverified signature is enough in open mode.
     assert post(srv, {**LIST, **signed_headers()}).status_code == 200
 

@@ -10,7 +10,8 @@
 //! - a JSON/CBOR request must carry one complete signature (header or
 //!   presigned query): none is `MissingAuthenticationTokenException`, a
 //!   malformed one `IncompleteSignatureException` naming the missing parts,
-//!   both `InvalidSignatureException`. With `auth = "open"` a complete
+//!   both `InvalidSignatureException` (a body that is not a structure is
+//!   reported first, as `SerializationException`). With `auth = "open"` a complete
 //!   signature is not verified; with `auth = "enforced"` it then must verify.
 //!
 //! The console (`/console`) signs its requests with a placeholder key in
@@ -42,6 +43,18 @@ pub fn require_signature(headers: &HeaderMap, query: Option<&str>) -> Result<(),
         Err(e @ PresenceError::Both) => Err(AuthError::InvalidSignature(e.to_string())),
         Err(PresenceError::Incomplete(m)) => Err(AuthError::IncompleteSignature(m)),
     }
+}
+
+/// Whether `body` decodes as a structure at all (used only on the way to
+/// an authentication error, which AWS reports after a malformed body).
+pub fn check_structure(
+    encoding: runnel_protocol::Encoding,
+    body: &[u8],
+) -> Result<(), runnel_protocol::ProtocolError> {
+    runnel_protocol::decode::<std::collections::BTreeMap<String, serde::de::IgnoredAny>>(
+        encoding, body,
+    )
+    .map(drop)
 }
 
 fn is_signed(headers: &HeaderMap, query: Option<&str>) -> bool {

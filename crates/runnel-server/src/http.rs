@@ -327,6 +327,10 @@ async fn aws_request(
         target.as_deref().and_then(split_target)
     {
         if let Err(e) = crate::frontdoor::require_signature(headers, parts.uri.query()) {
+            // AWS reports a body that is not a structure before the signature.
+            if let Err(bad) = crate::frontdoor::check_structure(encoding, &body) {
+                return error_response(encoding, &bad.into());
+            }
             return error_response(encoding, &FrontDoorError::Auth(e));
         }
     }
