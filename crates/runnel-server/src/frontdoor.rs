@@ -77,6 +77,17 @@ pub fn xml_error(error_type: &str, message: &str) -> HttpResponse {
     r
 }
 
+/// A named operation in a content type no AWS protocol uses: 404, the
+/// error type alone.
+pub fn xml_unknown_operation() -> HttpResponse {
+    let mut r = Response::new(full(Bytes::from_static(b"<UnknownOperationException/>\n")));
+    *r.status_mut() = StatusCode::NOT_FOUND;
+    if let Ok(v) = HeaderValue::from_str(&crate::http::request_id()) {
+        r.headers_mut().insert("x-amzn-RequestId", v);
+    }
+    r
+}
+
 /// `GET`, `PUT`, `DELETE`, … on the API path.
 pub fn not_post(headers: &HeaderMap, query: Option<&str>) -> HttpResponse {
     if is_signed(headers, query) {

@@ -253,10 +253,7 @@ async fn aws_request(
             .and_then(split_target)
             .is_some();
         let r = if named {
-            let mut r = crate::frontdoor::xml_error("UnknownOperationException", "");
-            *r.body_mut() = full(Bytes::from_static(b"<UnknownOperationException/>\n"));
-            *r.status_mut() = StatusCode::NOT_FOUND;
-            r
+            crate::frontdoor::xml_unknown_operation()
         } else {
             crate::frontdoor::xml_error(
                 "AccessDeniedException",
@@ -458,7 +455,14 @@ async fn cloudwatch_request(
     secure: bool,
 ) -> HttpResponse {
     let (parts, req_body) = req.into_parts();
-    let body = match read_limited(req_body, None, state.request_body_bytes_max).await {
+    let body = match read_limited_by(
+        req_body,
+        None,
+        state.request_body_bytes_max,
+        state.request_body_timeout,
+    )
+    .await
+    {
         Ok(b) => b,
         Err(e) => {
             let err = crate::cloudwatch::CwError {
