@@ -521,3 +521,57 @@ def test_client_that_stops_reading_is_dropped(srv):
         assert not rest.endswith(b"0\r\n\r\n")
     # The server is fine and serves others.
     assert list_streams(srv).status_code == 200
+
+
+def test_h2_connection_without_streams_closed_after_idle(srv):
+    """HTTP/2 (h2c): a request is served, then with no open stream the
+    connection gets a GOAWAY and is closed at the idle deadline."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    s = connect(srv)
+    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    body = b"{}"
+    conn.send_headers(1, [(":method", "POST"), (":path", "/"), (":scheme", "http"),
+                          (":authority", "127.0.0.1"), ("content-type", JSON_CT),
+                          ("x-amz-target", "Kinesis_20131202.ListStreams"),
+                          *[(k.lower(), v) for k, v in signed_headers().items()],
+                          ("content-length", str(len(body)))])
+    conn.send_data(1, body, end_stream=True)
+    s.sendall(conn.data_to_send())
+    status, ended, served_at = None, False, None
+    after = b""  # raw frames after the response, read without the h2 state machine
+    goaway = None
+    deadline = time.monotonic() + IDLE_MS / 1000 + SLACK_S + 5
+    s.settimeout(0.2)
+    while time.monotonic() < deadline:
+        try:
+            data = s.recv(65536)
+        except socket.timeout:
+            continue
+        if not data:
+            break
+        if ended:
+            after += data
+            # Frame headers: 3 bytes length, 1 byte type (7 = GOAWAY).
+            pos = 0
+            while goaway is None and pos + 9 <= len(after):
+                if after[pos + 3] == 7:
+                    goaway = time.monotonic()
+                pos += 9 + int.from_bytes(after[pos:pos + 3], "big")
+            continue
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.ResponseReceived):
+                status = dict(ev.headers)[b":status"]
+            elif isinstance(ev, h2.events.StreamEnded):
+                ended, served_at = True, time.monotonic()
+        out = conn.data_to_send()
+        if out:
+            s.sendall(out)
+    else:
+        raise AssertionError("h2 connection still open")
+    assert status == b"200" and ended
+    assert goaway is not None, "no GOAWAY before the close"
+    assert IDLE_MS / 1000 * 0.8 <= goaway - served_at < IDLE_MS / 1000 + SLACK_S, goaway - served_at
