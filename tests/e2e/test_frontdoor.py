@@ -571,7 +571,7 @@ def test_h2_connection_without_streams_closed_after_idle(srv):
         if out:
             s.sendall(out)
     else:
-        raise AssertionError("h2 connection still open")
+        raise AssertionError(f"h2 connection still open: status={status} ended={ended} after={after[:100]!r} goaway={goaway}")
     assert status == b"200" and ended
     assert goaway is not None, "no GOAWAY before the close"
     assert IDLE_MS / 1000 * 0.8 <= goaway - served_at < IDLE_MS / 1000 + SLACK_S, goaway - served_at

@@ -252,24 +252,32 @@ impl Drop for InFlight {
 /// allowance (`header` before the first request, `idle` after), or has had
 /// one in progress while not a byte moved either way for `idle`.
 async fn idle_deadline(a: Arc<Activity>, d: Deadlines) {
+    // While a request is in progress, look this often: soon enough to see it
+    // end before the idle deadline would have passed, and to see a stall.
+    let tick = (d.idle.min(d.header).min(d.stall) / 2).max(Duration::from_millis(10));
     let mut served_one = false;
-    // Bytes moved when a request in progress was last seen, if one was.
-    let mut busy_mark: Option<u64> = None;
+    // Bytes moved when a request in progress was last seen, and since when.
+    let mut busy_mark: Option<(u64, Instant)> = None;
     loop {
         let allowance = if served_one { d.idle } else { d.header };
+        let now = Instant::now();
         let wake = if a.in_flight.load(Ordering::Acquire) > 0 {
             served_one = true;
             let moved = a.moved.load(Ordering::Relaxed);
-            if busy_mark == Some(moved) {
-                return; // stalled: nothing sent or read for a whole period
+            match busy_mark {
+                Some((m, since)) if m == moved => {
+                    if now.duration_since(since) >= d.stall {
+                        return; // stalled: nothing sent or read for `stall`
+                    }
+                }
+                _ => busy_mark = Some((moved, now)),
             }
-            busy_mark = Some(moved);
-            Instant::now() + d.stall
+            now + tick
         } else {
             busy_mark = None;
             let since = Duration::from_millis(a.idle_since_ms.load(Ordering::Acquire));
             let wake = a.start + since + allowance;
-            if wake <= Instant::now() {
+            if wake <= now {
                 // Re-check: a request may have begun since the load above.
                 if a.in_flight.load(Ordering::Acquire) == 0 {
                     return;
@@ -443,5 +451,57 @@ mod tests {
             "{:?}",
             t.elapsed()
         );
+        // A request in progress with nothing moving is given up after `stall`.
+        let stuck = InFlight::begin(&a);
+        let t = Instant::now();
+        idle_deadline(a.clone(), d).await;
+        assert!(
+            t.elapsed() >= ms(400) && t.elapsed() < ms(3000),
+            "{:?}",
+            t.elapsed()
+        );
+        drop(stuck);
+    }
+
+    #[tokio::test]
+    async fn request_seen_first_still_closes_at_idle() {
+        // The watchdog's first look finds a request in progress (HTTP/2 spawns
+        // streams); when it ends, `idle` applies, not the much longer `stall`.
+        let ms = Duration::from_millis;
+        let d = Deadlines {
+            first_byte: ms(100),
+            tls_handshake: ms(100),
+            header: ms(300),
+            idle: ms(300),
+            stall: ms(20_000),
+        };
+        let a = Arc::new(Activity::new());
+        let guard = InFlight::begin(&a);
+        let watch = tokio::spawn(idle_deadline(a.clone(), d));
+        tokio::time::sleep(ms(50)).await;
+        drop(guard);
+        let t = Instant::now();
+        let _ = watch.await;
+        assert!(
+            t.elapsed() >= ms(250) && t.elapsed() < ms(5000),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+
+    #[test]
+    fn ipv6_shares_by_64() {
+        let limit = PerAddress::new(1);
+        let _a = limit.try_acquire("2001:db8::1".parse().unwrap()).unwrap();
+        assert!(limit
+            .try_acquire("2001:db8::2:3".parse().unwrap())
+            .is_none());
+        assert!(limit
+            .try_acquire("2001:db8:0:1::1".parse().unwrap())
+            .is_some());
+        let _v4 = limit.try_acquire("192.0.2.1".parse().unwrap()).unwrap();
+        assert!(limit
+            .try_acquire("::ffff:192.0.2.1".parse().unwrap())
+            .is_none());
     }
 }
