@@ -28,13 +28,14 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// AWS error type and HTTP status.
+    /// AWS error type and HTTP status (the JSON protocols answer all of
+    /// these with 400; only non-JSON requests get 403 and an XML body).
     pub fn aws(&self) -> (&'static str, u16) {
         match self {
-            AuthError::MissingAuthenticationToken => ("MissingAuthenticationTokenException", 403),
-            AuthError::IncompleteSignature(_) => ("IncompleteSignatureException", 403),
+            AuthError::MissingAuthenticationToken => ("MissingAuthenticationTokenException", 400),
+            AuthError::IncompleteSignature(_) => ("IncompleteSignatureException", 400),
             AuthError::UnrecognizedClient => ("UnrecognizedClientException", 400),
-            AuthError::InvalidSignature(_) => ("InvalidSignatureException", 403),
+            AuthError::InvalidSignature(_) => ("InvalidSignatureException", 400),
             AuthError::AccessDenied(_) => ("AccessDeniedException", 400),
         }
     }

@@ -4,8 +4,11 @@
 //! the signing key from the caller's secret, and compares signatures in
 //! constant time. Checked: algorithm, credential scope (date, region,
 //! service, `aws4_request`), that `host` and `x-amz-date` are signed, the
-//! request time within 15 minutes of the server's clock, the payload hash
-//! (from `x-amz-content-sha256` when present, else computed from the body).
+//! request time within 15 minutes of the server's clock, that
+//! `x-amz-target` (the operation) is signed when sent, and the payload hash,
+//! always computed from the body received: `UNSIGNED-PAYLOAD` is an S3
+//! option that the JSON protocols do not have, so it is refused, except in
+//! a presigned request without a body.
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -13,7 +16,11 @@ use sha2::{Digest, Sha256};
 use crate::AuthError;
 
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+/// How far a request's time may be from the server's: Kinesis allows 5
+/// minutes ("Signature expired: … (… - 5 min.)" in its answers); the
+/// other services signed for here (CloudWatch) 15.
 pub const CLOCK_SKEW_MAX_MS: u64 = 15 * 60 * 1000;
+pub const KINESIS_CLOCK_SKEW_MAX_MS: u64 = 5 * 60 * 1000;
 
 /// What verification needs from an HTTP request.
 pub struct SignedRequest<'a> {
@@ -250,11 +257,25 @@ pub fn verify(
     }
     match p.presigned_expires_s {
         None => {
-            if now_ms.abs_diff(when) > CLOCK_SKEW_MAX_MS {
+            let skew_ms = if p.service == "kinesis" {
+                KINESIS_CLOCK_SKEW_MAX_MS
+            } else {
+                CLOCK_SKEW_MAX_MS
+            };
+            let minutes = skew_ms / 60_000;
+            if when + skew_ms < now_ms {
                 return Err(AuthError::InvalidSignature(format!(
-                    "Signature expired: {} is now earlier than {} ({} - 15 min.)",
+                    "Signature expired: {} is now earlier than {} ({} - {minutes} min.)",
                     p.amz_date,
-                    fmt_amz(now_ms.saturating_sub(CLOCK_SKEW_MAX_MS)),
+                    fmt_amz(now_ms - skew_ms),
+                    fmt_amz(now_ms)
+                )));
+            }
+            if when > now_ms + skew_ms {
+                return Err(AuthError::InvalidSignature(format!(
+                    "Signature not yet current: {} is still later than {} ({} + {minutes} min.)",
+                    p.amz_date,
+                    fmt_amz(now_ms + skew_ms),
                     fmt_amz(now_ms)
                 )));
             }
@@ -265,22 +286,31 @@ pub fn verify(
             }
         }
     }
-    // A presigned request may sign the body's hash (botocore) or
-    // UNSIGNED-PAYLOAD (S3 style); both are accepted.
-    let payload_hash = match header(req, "x-amz-content-sha256") {
-        Some("UNSIGNED-PAYLOAD") => "UNSIGNED-PAYLOAD".to_string(),
-        Some(h) => {
-            let actual = hex::encode(Sha256::digest(req.body));
-            if h != actual {
-                return Err(AuthError::InvalidSignature(
-                    "The provided 'x-amz-content-sha256' header does not match what was computed."
-                        .into(),
-                ));
-            }
-            actual
+    // The operation is named by a header; unsigned, the holder of a
+    // signature could turn it into any other operation.
+    if header(req, "x-amz-target").is_some()
+        && !p.signed_headers.iter().any(|h| h == "x-amz-target")
+    {
+        return Err(AuthError::InvalidSignature(
+            "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization.".into(),
+        ));
+    }
+    // The JSON protocols sign the payload: the canonical request always
+    // carries the hash of the body received, whatever `x-amz-content-sha256`
+    // claims (so `UNSIGNED-PAYLOAD` cannot stand in for a body). Only a
+    // presigned request without a body may have signed `UNSIGNED-PAYLOAD`.
+    let payload_hash = hex::encode(Sha256::digest(req.body));
+    match header(req, "x-amz-content-sha256") {
+        Some(h) if h == payload_hash => {}
+        None => {}
+        Some(h) if is_unsigned_payload(h) => {}
+        Some(_) => {
+            return Err(AuthError::InvalidSignature(
+                "The provided 'x-amz-content-sha256' header does not match what was computed."
+                    .into(),
+            ))
         }
-        None => hex::encode(Sha256::digest(req.body)),
-    };
+    }
     let mut canonical_headers = String::new();
     for name in &p.signed_headers {
         let values: Vec<String> = req
@@ -318,8 +348,7 @@ pub fn verify(
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                 == 0
     };
-    let unsigned_presign =
-        p.presigned_expires_s.is_some() && header(req, "x-amz-content-sha256").is_none();
+    let unsigned_presign = p.presigned_expires_s.is_some() && req.body.is_empty();
     let same = matches(signature_for(&payload_hash))
         || (unsigned_presign && matches(signature_for("UNSIGNED-PAYLOAD")));
     if !same {
@@ -332,6 +361,11 @@ pub fn verify(
         region: p.region,
         session_token: p.session_token,
     })
+}
+
+/// `UNSIGNED-PAYLOAD` and the streaming forms S3 accepts in its place.
+fn is_unsigned_payload(h: &str) -> bool {
+    h == "UNSIGNED-PAYLOAD" || h.starts_with("STREAMING-")
 }
 
 /// The path as SigV4 canonicalises it for non-S3 services: each segment
@@ -390,7 +424,16 @@ mod tests {
         ));
         let later = now + 16 * 60 * 1000;
         let err = verify(&req, later, "us-east-1", &["service"], &secret).unwrap_err();
-        assert!(err.to_string().starts_with("Signature expired"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "Signature expired: 20150830T123600Z is now earlier than 20150830T123700Z (20150830T125200Z - 15 min.)"
+        );
+        let earlier = now - 16 * 60 * 1000;
+        let err = verify(&req, earlier, "us-east-1", &["service"], &secret).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Signature not yet current: 20150830T123600Z is still later than 20150830T123500Z (20150830T122000Z + 15 min.)"
+        );
         assert_eq!(
             verify(&req, now, "us-east-1", &["service"], &|_| None),
             Err(AuthError::UnrecognizedClient)
@@ -424,6 +467,89 @@ mod tests {
             verify(&req, 0, "us-east-1", &["kinesis"], &|_| None),
             Err(AuthError::IncompleteSignature(_))
         ));
+    }
+
+    /// Signs `req` (header form) as a client would, over `payload_hash`.
+    fn sign(req: &mut SignedRequest<'_>, signed: &str, payload_hash: &str) {
+        let date = "20150830T123600Z";
+        req.headers.push(("x-amz-date".into(), date.into()));
+        let mut canonical_headers = String::new();
+        for name in signed.split(';') {
+            let v = header(req, name).unwrap_or_default().to_string();
+            canonical_headers.push_str(&format!("{name}:{v}\n"));
+        }
+        let canonical_request = format!(
+            "{}\n{}\n{}\n{canonical_headers}\n{signed}\n{payload_hash}",
+            req.method,
+            canonical_path(req.path),
+            canonical_query(req.query, false),
+        );
+        let scope = "20150830/us-east-1/kinesis/aws4_request";
+        let sts = format!(
+            "{ALGORITHM}\n{date}\n{scope}\n{}",
+            hex::encode(Sha256::digest(canonical_request.as_bytes()))
+        );
+        let key = signing_key("secret", "20150830", "us-east-1", "kinesis");
+        let sig = hex::encode(hmac(&key, sts.as_bytes()));
+        req.headers.push((
+            "authorization".into(),
+            format!("{ALGORITHM} Credential=AK/{scope}, SignedHeaders={signed}, Signature={sig}"),
+        ));
+    }
+
+    fn json_request(body: &[u8]) -> SignedRequest<'_> {
+        SignedRequest {
+            method: "POST",
+            path: "/",
+            query: None,
+            headers: vec![
+                ("host".into(), "localhost".into()),
+                ("x-amz-target".into(), "Kinesis_20131202.ListStreams".into()),
+            ],
+            body,
+        }
+    }
+
+    #[test]
+    fn payload_must_be_signed() {
+        let now = parse_amz_date("20150830T123600Z").unwrap();
+        let secret = |_: &str| Some(("secret".to_string(), None));
+        let check = |req: &SignedRequest<'_>| verify(req, now, "us-east-1", &["kinesis"], &secret);
+        // The body's own hash: accepted.
+        let mut ok = json_request(b"{}");
+        sign(
+            &mut ok,
+            "host;x-amz-date;x-amz-target",
+            &hex::encode(Sha256::digest(b"{}")),
+        );
+        assert!(check(&ok).is_ok());
+        // UNSIGNED-PAYLOAD, declared and signed: refused, whatever the body.
+        for body in [&b"{}"[..], b"{\"Limit\": 1}"] {
+            let mut req = json_request(body);
+            req.headers
+                .push(("x-amz-content-sha256".into(), "UNSIGNED-PAYLOAD".into()));
+            sign(
+                &mut req,
+                "host;x-amz-content-sha256;x-amz-date;x-amz-target",
+                "UNSIGNED-PAYLOAD",
+            );
+            assert!(
+                matches!(check(&req), Err(AuthError::InvalidSignature(m)) if m.starts_with("The request signature we calculated"))
+            );
+        }
+        // The operation header left out of the signature: refused.
+        let mut req = json_request(b"{}");
+        sign(
+            &mut req,
+            "host;x-amz-date",
+            &hex::encode(Sha256::digest(b"{}")),
+        );
+        assert_eq!(
+            check(&req),
+            Err(AuthError::InvalidSignature(
+                "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization.".into()
+            ))
+        );
     }
 
     #[test]

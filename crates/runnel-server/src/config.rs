@@ -74,6 +74,24 @@ pub struct ServerConfig {
     pub audit_file_bytes_max: u64,
     /// Connections served at once; more are closed as they arrive.
     pub connections_max: usize,
+    /// Connections one client address may hold at once; 0 means
+    /// max(64, connections_max / 8).
+    pub connections_per_address_max: usize,
+    /// A new plain-TCP connection must send its first byte within this time.
+    pub first_byte_timeout_ms: u64,
+    /// A TLS handshake must complete within this time of the connection.
+    pub tls_handshake_timeout_ms: u64,
+    /// Request headers must arrive within this time: for the first request,
+    /// from the connection's start (after the TLS handshake).
+    pub header_timeout_ms: u64,
+    /// A request body must arrive whole within this time of its headers.
+    pub body_timeout_ms: u64,
+    /// A connection with no request in progress (HTTP/1.1 keep-alive, or
+    /// HTTP/2 with no open stream) is closed after this time.
+    pub idle_timeout_ms: u64,
+    /// HTTP/2 PING interval on connections with open streams; a peer that
+    /// does not answer within the same time is disconnected.
+    pub h2_keepalive_ms: u64,
     /// How often alarms are evaluated.
     pub alarm_check_ms: u64,
     /// Threshold alarms on any metric (see `alarms.rs`).
@@ -108,6 +126,13 @@ impl Default for ServerConfig {
             audit_file: None,
             audit_file_bytes_max: 64 * 1024 * 1024,
             connections_max: 4096,
+            connections_per_address_max: 0,
+            first_byte_timeout_ms: 10_000,
+            tls_handshake_timeout_ms: 10_000,
+            header_timeout_ms: 30_000,
+            body_timeout_ms: 60_000,
+            idle_timeout_ms: 60_000,
+            h2_keepalive_ms: 30_000,
             alarm_check_ms: 10_000,
             alarms: Vec::new(),
         }
@@ -132,6 +157,14 @@ impl ServerConfig {
         self.principals_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("principals.json"))
+    }
+
+    /// The per-address connection share in force.
+    pub fn connections_per_address(&self) -> usize {
+        match self.connections_per_address_max {
+            0 => (self.connections_max / 8).max(64).min(self.connections_max),
+            n => n,
+        }
     }
 
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
@@ -197,6 +230,26 @@ impl ServerConfig {
             return Err(ConfigError::Invalid(
                 "connections_max must be positive".into(),
             ));
+        }
+        for (name, ms) in [
+            ("first_byte_timeout_ms", self.first_byte_timeout_ms),
+            ("tls_handshake_timeout_ms", self.tls_handshake_timeout_ms),
+            ("header_timeout_ms", self.header_timeout_ms),
+            ("body_timeout_ms", self.body_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("h2_keepalive_ms", self.h2_keepalive_ms),
+        ] {
+            if ms == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} must be positive: without it an idle client holds a connection forever"
+                )));
+            }
+        }
+        if self.connections_per_address_max > self.connections_max {
+            return Err(ConfigError::Invalid(format!(
+                "connections_per_address_max ({}) cannot exceed connections_max ({})",
+                self.connections_per_address_max, self.connections_max
+            )));
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ConfigError::Invalid(

@@ -38,8 +38,6 @@ pub enum FrontDoorError {
     #[error("{0}")]
     BodyTooLarge(String),
     #[error("{0}")]
-    UnsupportedContentType(String),
-    #[error("{0}")]
     Streams(#[from] StreamsError),
     #[error("{0}")]
     Auth(#[from] runnel_auth::AuthError),
@@ -54,9 +52,6 @@ impl FrontDoorError {
             }
             FrontDoorError::BodyTooLarge(_) => {
                 ("SerializationException", StatusCode::PAYLOAD_TOO_LARGE)
-            }
-            FrontDoorError::UnsupportedContentType(_) => {
-                ("UnknownOperationException", StatusCode::NOT_FOUND)
             }
             FrontDoorError::Streams(e) => streams_error(e),
             FrontDoorError::Auth(e) => {

@@ -13,12 +13,14 @@ use runnel_protocol::{AwsErrorBody, Encoding};
 use runnel_streams::StreamsService;
 use runnel_types::ManualClock;
 
-use crate::body::{read_limited, BodyError};
+use crate::body::{read_limited, read_limited_by, BodyError};
 use crate::errors::FrontDoorError;
 
 pub struct AppState {
     pub streams: Arc<StreamsService>,
     pub request_body_bytes_max: usize,
+    /// A request body must arrive whole within this time (`body_timeout_ms`).
+    pub request_body_timeout: std::time::Duration,
     /// Present only with `test_clock = true`.
     pub test_clock: Option<ManualClock>,
     pub metrics: Arc<runnel_metrics::Registry>,
@@ -101,7 +103,7 @@ fn json(status: StatusCode, value: serde_json::Value) -> HttpResponse {
     r
 }
 
-fn request_id() -> String {
+pub(crate) fn request_id() -> String {
     let a: u128 = rand::random();
     let h = format!("{a:032x}");
     format!(
@@ -163,6 +165,29 @@ pub async fn handle(
     peer: std::net::IpAddr,
     secure: bool,
 ) -> HttpResponse {
+    if let Some(r) = crate::frontdoor::preflight(req.method(), req.headers()) {
+        return r;
+    }
+    if req.headers().contains_key(header::ORIGIN) {
+        crate::frontdoor::allow_origin(route(state, req, peer, secure).await)
+    } else {
+        route(state, req, peer, secure).await
+    }
+}
+
+/// runnel's own paths; every other path is the AWS API's.
+fn is_runnel_path(path: &str) -> bool {
+    ["/health", "/ready", "/metrics", "/console", "/_runnel/"]
+        .iter()
+        .any(|p| path.starts_with(p))
+}
+
+async fn route(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+    peer: std::net::IpAddr,
+    secure: bool,
+) -> HttpResponse {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/health") | (&Method::GET, "/ready") => plain(StatusCode::OK, "ok\n"),
         (&Method::GET, "/metrics") => {
@@ -192,7 +217,20 @@ pub async fn handle(
             let ua = user_agent(&req);
             audited(&state, peer, ua, aws_request(&state, req, peer, secure)).await
         }
-        _ => plain(StatusCode::NOT_FOUND, "not found\n"),
+        // The unread body means the connection closes after the answer.
+        (_, path) if !is_runnel_path(path) => {
+            let r = crate::frontdoor::not_post(req.headers(), req.uri().query());
+            close_if_body(&req, r)
+        }
+        _ => close_if_body(&req, plain(StatusCode::NOT_FOUND, "not found\n")),
+    }
+}
+
+fn close_if_body(req: &Request<Incoming>, r: HttpResponse) -> HttpResponse {
+    if crate::frontdoor::has_body(req.headers()) {
+        crate::frontdoor::closing(req.version(), r)
+    } else {
+        r
     }
 }
 
@@ -208,11 +246,21 @@ async fn aws_request(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let Some(encoding) = Encoding::from_content_type(content_type) else {
-        let e = FrontDoorError::UnsupportedContentType(format!(
-            "Content type {} is not supported.",
-            content_type.unwrap_or_default()
-        ));
-        return error_response(Encoding::Json, &e);
+        // Not a protocol AWS speaks here: its XML answers, body unread.
+        let named = headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .and_then(split_target)
+            .is_some();
+        let r = if named {
+            crate::frontdoor::xml_unknown_operation()
+        } else {
+            crate::frontdoor::xml_error(
+                "AccessDeniedException",
+                "Unable to determine service/operation name to be authorized",
+            )
+        };
+        return crate::frontdoor::closing(parts.version, r);
     };
     let target = headers
         .get("x-amz-target")
@@ -232,16 +280,31 @@ async fn aws_request(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let body = match read_limited(req_body, declared, state.request_body_bytes_max).await {
+    let body = match read_limited_by(
+        req_body,
+        declared,
+        state.request_body_bytes_max,
+        state.request_body_timeout,
+    )
+    .await
+    {
         Ok(b) => b,
         Err(BodyError::TooLarge(max)) => {
             let e = FrontDoorError::BodyTooLarge(format!(
                 "Request body exceeds the limit of {max} bytes."
             ));
-            return error_response(encoding, &e);
+            return crate::frontdoor::closing(parts.version, error_response(encoding, &e));
         }
         Err(BodyError::Read(m)) => {
             return error_response(encoding, &FrontDoorError::Serialization(m))
+        }
+        Err(e @ BodyError::TimedOut(_)) => {
+            let r = plain(
+                StatusCode::REQUEST_TIMEOUT,
+                "request body not received in time\n",
+            );
+            tracing::debug!(%peer, error = %e, "closing a connection whose body stalled");
+            return crate::frontdoor::closing(parts.version, r);
         }
     };
     if let Some((prefix, op)) = target.as_deref().and_then(split_target) {
@@ -254,6 +317,18 @@ async fn aws_request(
         if state.audit.as_ref().is_some_and(|a| a.wants(op)) {
             let params = body_json(encoding, &body);
             audit_facts(|a| a.request(source, op, Some(&params)));
+        }
+    }
+    // A named operation needs a signature, verified or not (frontdoor.rs).
+    if let Some((KINESIS_TARGET_PREFIX | "TrentService" | crate::cloudwatch::TARGET_PREFIX, _)) =
+        target.as_deref().and_then(split_target)
+    {
+        if let Err(e) = crate::frontdoor::require_signature(headers, parts.uri.query()) {
+            // AWS reports a body that is not a structure before the signature.
+            if let Err(bad) = crate::frontdoor::check_structure(encoding, &body) {
+                return error_response(encoding, &bad.into());
+            }
+            return error_response(encoding, &FrontDoorError::Auth(e));
         }
     }
     let operation = match target.as_deref().and_then(split_target) {
@@ -382,7 +457,14 @@ async fn cloudwatch_request(
     secure: bool,
 ) -> HttpResponse {
     let (parts, req_body) = req.into_parts();
-    let body = match read_limited(req_body, None, state.request_body_bytes_max).await {
+    let body = match read_limited_by(
+        req_body,
+        None,
+        state.request_body_bytes_max,
+        state.request_body_timeout,
+    )
+    .await
+    {
         Ok(b) => b,
         Err(e) => {
             let err = crate::cloudwatch::CwError {

@@ -1,6 +1,7 @@
 //! runnel's front door and wiring.
 //!
 //! - [`config`]: `runnel.toml` + `RUNNEL_*` env + flags, validated at start.
+//! - [`conn`]: one connection's deadlines and the per-address cap.
 //! - [`http`]: HTTP/1.1 and h2c on one port, bounded body reads, routing.
 //! - [`kinesis`]: `Kinesis_20131202.*` operations → [`runnel_streams`].
 //! - [`errors`]: the one exhaustive mapping of service errors to AWS error
@@ -12,8 +13,10 @@ pub mod auth;
 pub mod body;
 pub mod cloudwatch;
 pub mod config;
+pub mod conn;
 pub mod console;
 pub mod errors;
+pub mod frontdoor;
 pub mod http;
 pub mod kinesis;
 pub mod kms;

@@ -5,8 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use runnel_catalog::RedbCatalog;
 use runnel_log::{Log, LogConfig};
 use runnel_streams::{StreamsConfig, StreamsService};
@@ -14,10 +12,7 @@ use runnel_types::{Clock, ManualClock, SystemClock};
 use tokio::net::TcpListener;
 
 use crate::config::{Durability, ServerConfig};
-use crate::http::{handle, AppState};
-
-/// How long a client may take to send request headers.
-const HEADER_READ_TIMEOUT_MS: u64 = 30_000;
+use crate::http::AppState;
 
 pub struct Server {
     listener: TcpListener,
@@ -120,6 +115,7 @@ impl Server {
         let state = Arc::new(AppState {
             streams: Arc::new(streams),
             request_body_bytes_max: config.request_body_bytes_max,
+            request_body_timeout: Duration::from_millis(config.body_timeout_ms),
             test_clock,
             metrics,
             auth,
@@ -169,14 +165,12 @@ impl Server {
             self.config.alarms.clone(),
             Duration::from_millis(self.config.alarm_check_ms),
         ));
-        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_millis(HEADER_READ_TIMEOUT_MS));
-        builder.http2().max_concurrent_streams(256);
-        let builder = Arc::new(builder);
+        let builder = Arc::new(crate::conn::builder(&self.config));
+        let deadlines = crate::conn::Deadlines::of(&self.config);
         let connections = Arc::new(tokio::sync::Semaphore::new(self.config.connections_max));
+        let per_address_max = self.config.connections_per_address();
+        let per_address = crate::conn::PerAddress::new(per_address_max);
+        let mut refused_address: u64 = 0;
         let mut refused: u64 = 0;
         tokio::pin!(shutdown);
         loop {
@@ -202,56 +196,34 @@ impl Server {
                 drop(stream);
                 continue;
             };
+            // One address may not take every slot.
+            let Some(address_permit) = per_address.try_acquire(peer.ip()) else {
+                refused_address += 1;
+                if refused_address.is_power_of_two() {
+                    tracing::warn!(%peer, limit = per_address_max, refused = refused_address, "per-address connection limit reached; closing its new connections");
+                }
+                drop(stream);
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let state = self.state.clone();
             let builder = builder.clone();
-            match self.tls.clone() {
-                None => {
-                    tokio::spawn(async move {
-                        serve_one(builder, stream, state, peer, false).await;
-                        drop(permit);
-                    });
+            let tls = self.tls.clone();
+            tokio::spawn(async move {
+                let _permits = (permit, address_permit);
+                match tls {
+                    None => crate::conn::serve_tcp(builder, stream, state, peer, deadlines).await,
+                    Some(acceptor) => {
+                        crate::conn::serve_tls(builder, acceptor, stream, state, peer, deadlines)
+                            .await
+                    }
                 }
-                Some(acceptor) => {
-                    tokio::spawn(async move {
-                        let _permit = permit;
-                        let handshake = tokio::time::timeout(
-                            Duration::from_millis(HEADER_READ_TIMEOUT_MS),
-                            acceptor.accept(stream),
-                        );
-                        match handshake.await {
-                            Ok(Ok(tls)) => serve_one(builder, tls, state, peer, true).await,
-                            Ok(Err(e)) => {
-                                tracing::debug!(%peer, error = %e, "TLS handshake failed")
-                            }
-                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                        }
-                    });
-                }
-            }
+            });
         }
         housekeeping.abort();
         alarms.abort();
         tracing::info!("shutting down");
         Ok(())
-    }
-}
-
-async fn serve_one<I>(
-    builder: Arc<hyper_util::server::conn::auto::Builder<TokioExecutor>>,
-    io: I,
-    state: Arc<AppState>,
-    peer: SocketAddr,
-    secure: bool,
-) where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let service = service_fn(move |req| {
-        let state = state.clone();
-        async move { Ok::<_, std::convert::Infallible>(handle(state, req, peer.ip(), secure).await) }
-    });
-    if let Err(e) = builder.serve_connection(TokioIo::new(io), service).await {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }
 
