@@ -61,7 +61,9 @@ impl Writer {
             }
             return;
         }
-        if self.offset >= self.shared.config.segment_bytes_max {
+        // Retention may ask for an early roll (`retention.rs`, mostly dead active segment).
+        let roll_asked = self.shared.roll_requested.swap(false, Ordering::Relaxed);
+        if self.offset >= self.shared.config.segment_bytes_max || roll_asked {
             if let Err(e) = self.roll() {
                 tracing::error!(error = %e, segment = self.segment_id, "segment roll failed");
                 for r in batch {
