@@ -111,7 +111,7 @@ impl RedbCatalog {
 
 impl Catalog for RedbCatalog {
     fn load_streams(&self) -> Result<Vec<StreamRecord>, CatalogError> {
-        self.with_db(|db| Self::load_streams_in(db))
+        self.with_db(Self::load_streams_in)
     }
 
     fn put_stream(&self, record: &StreamRecord) -> Result<(), CatalogError> {
