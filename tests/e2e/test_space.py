@@ -182,3 +182,68 @@ def test_kill_9_while_reclaiming_then_full_read_back():
         procs[0].cleanup()
         for p in procs[1:]:
             p.log_path.unlink(missing_ok=True)
+
+
+def test_full_disk_names_the_cause_and_deleting_a_stream_makes_room():
+    """A small tmpfs fills up: PutRecords fails with a message naming the cause,
+    DeleteStream still works (the catalog reopens itself), compaction gives the
+    space back and writes resume, without a restart. Needs mount privileges."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from botocore.exceptions import ClientError
+
+    mnt = Path(tempfile.mkdtemp(prefix="runnel-e2e-full-"))
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mnt)],
+                       capture_output=True)
+    if r.returncode != 0:
+        mnt.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+    srv = kin.RunnelProcess(data_dir=mnt / "data", extra_args=["--segment-bytes", str(SEGMENT_BYTES)])
+    try:
+        srv.start()
+        c = kin.make_client(srv.endpoint, retry_throttling=False)
+        _make(c, "audit", 8760)
+        _make(c, "bulk", 24)
+        audit = []
+        blob = b"z" * 4096
+        failure = None
+        for rnd in range(10_000):
+            entry, res = _audit_round(c, rnd)
+            audit.append((entry["Data"], res["SequenceNumber"]))
+            try:
+                c.put_records(StreamName="bulk",
+                              Records=[{"Data": blob, "PartitionKey": f"b{rnd}-{i}"} for i in range(40)])
+            except ClientError as e:
+                failure = e
+                break
+        assert failure is not None, "the disk never filled"
+        err = failure.response["Error"]
+        assert err["Code"] == "InternalFailureException", err
+        assert err["Message"] == ("Internal service failure: no space left on device. Free disk space "
+                                  "(delete streams or decrease their retention period) and retry."), err
+        full = _log_bytes(srv)
+
+        c.delete_stream(StreamName="bulk")
+        kin.wait_gone(c, "bulk")
+        _sweep(srv)
+        after = _log_bytes(srv)
+        print(f"full disk: log {full} B, after DeleteStream and a sweep {after} B")
+        assert after * 4 < full, (after, full)
+        # Writes and catalog changes work again with no restart.
+        for rnd in range(len(audit), len(audit) + 5):
+            entry, res = _audit_round(c, rnd)
+            audit.append((entry["Data"], res["SequenceNumber"]))
+        c.add_tags_to_stream(StreamName="audit", Tags={"after": "full"})
+        _make(c, "bulk2", 24)
+        got = kin.read_shard(c, "audit", "shardId-000000000000")
+        assert [(r["Data"], r["SequenceNumber"]) for r in got] == audit
+    except BaseException:
+        print(srv.log_tail())
+        raise
+    finally:
+        srv.kill()
+        srv.log_path.unlink(missing_ok=True)
+        subprocess.run(["umount", str(mnt)], check=False)
+        mnt.rmdir()
