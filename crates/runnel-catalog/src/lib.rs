@@ -19,8 +19,29 @@ pub use redb_catalog::RedbCatalog;
 pub enum CatalogError {
     #[error("catalog storage failed: {0}")]
     Storage(String),
+    /// The catalog file could not be read or written (e.g. the disk is full);
+    /// the next call reopens it.
+    #[error("catalog i/o failed: {0}")]
+    Io(std::io::Error),
+    /// An earlier I/O error left the database unusable and reopening failed.
+    #[error("catalog storage failed after an earlier i/o error; it is reopened on the next call")]
+    NeedsReopen,
     #[error("catalog record {key} is corrupt: {reason}")]
     Corrupt { key: String, reason: String },
+}
+
+impl CatalogError {
+    /// Whether the failure is a full disk (ENOSPC or EDQUOT).
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            CatalogError::Io(e) => {
+                e.kind() == std::io::ErrorKind::StorageFull
+                    || e.kind() == std::io::ErrorKind::QuotaExceeded
+                    || matches!(e.raw_os_error(), Some(28) | Some(122))
+            }
+            _ => false,
+        }
+    }
 }
 
 pub trait Catalog: Send + Sync + 'static {

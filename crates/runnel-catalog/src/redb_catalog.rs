@@ -1,5 +1,6 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use parking_lot::RwLock;
 use redb::{Database, ReadableTable, TableDefinition};
 
 use crate::{Catalog, CatalogError, StreamRecord};
@@ -8,31 +9,170 @@ const STREAMS: TableDefinition<&str, &[u8]> = TableDefinition::new("streams");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const NEXT_UID_KEY: &str = "next_stream_uid";
 
+type Opener = Box<dyn Fn() -> Result<Database, redb::DatabaseError> + Send + Sync>;
+
 /// The embedded catalog: one redb file (`catalog.redb`) in the data dir.
+///
+/// After an I/O error (a full disk), redb refuses every later transaction
+/// ("Previous I/O error occurred") until the database is reopened. The
+/// catalog does that itself: the failing call reports the cause, and the
+/// next call closes and reopens the file (redb recovers its last committed
+/// state), so writes work again as soon as space is back, with no restart.
 pub struct RedbCatalog {
-    db: Database,
+    /// `None` after a failure, until a reopen succeeds.
+    db: RwLock<Option<Database>>,
+    opener: Opener,
 }
 
-fn storage<E: std::fmt::Display>(e: E) -> CatalogError {
+/// A redb failure as a catalog error. I/O errors keep their cause in the
+/// message ("No space left on device (os error 28)").
+fn storage<E: Into<redb::Error>>(e: E) -> CatalogError {
+    match e.into() {
+        redb::Error::Io(io) => CatalogError::Io(io),
+        redb::Error::PreviousIo => CatalogError::NeedsReopen,
+        other => CatalogError::Storage(other.to_string()),
+    }
+}
+
+fn encoding(e: serde_json::Error) -> CatalogError {
     CatalogError::Storage(e.to_string())
+}
+
+fn init(db: &Database) -> Result<(), CatalogError> {
+    let tx = db.begin_write().map_err(storage)?;
+    {
+        tx.open_table(STREAMS).map_err(storage)?;
+        tx.open_table(META).map_err(storage)?;
+    }
+    tx.commit().map_err(storage)
 }
 
 impl RedbCatalog {
     pub fn open(path: &Path) -> Result<Self, CatalogError> {
-        let db = Database::create(path).map_err(storage)?;
-        let tx = db.begin_write().map_err(storage)?;
-        {
-            tx.open_table(STREAMS).map_err(storage)?;
-            tx.open_table(META).map_err(storage)?;
+        let path: PathBuf = path.to_path_buf();
+        Self::open_with(Box::new(move || Database::create(&path)))
+    }
+
+    /// Opens with a custom way of (re)opening the database (tests use a
+    /// backend that can run out of space).
+    pub fn open_with(opener: Opener) -> Result<Self, CatalogError> {
+        let db = opener().map_err(storage)?;
+        init(&db)?;
+        Ok(RedbCatalog {
+            db: RwLock::new(Some(db)),
+            opener,
+        })
+    }
+
+    /// Runs `f` on the database, reopening it first if an earlier I/O error
+    /// left it unusable, and once more if redb reports such an error now.
+    fn with_db<T>(
+        &self,
+        f: impl Fn(&Database) -> Result<T, CatalogError>,
+    ) -> Result<T, CatalogError> {
+        for attempt in 0..2 {
+            {
+                let guard = self.db.read();
+                if let Some(db) = guard.as_ref() {
+                    match f(db) {
+                        Err(e @ CatalogError::Io(_)) => {
+                            drop(guard);
+                            self.close();
+                            return Err(e);
+                        }
+                        Err(CatalogError::NeedsReopen) if attempt == 0 => {}
+                        r => return r,
+                    }
+                }
+            }
+            self.close();
+            self.reopen()?;
         }
-        tx.commit().map_err(storage)?;
-        Ok(RedbCatalog { db })
+        Err(CatalogError::NeedsReopen)
+    }
+
+    fn close(&self) {
+        // Dropping the handle releases redb's file lock so it can be reopened.
+        self.db.write().take();
+    }
+
+    fn reopen(&self) -> Result<(), CatalogError> {
+        let mut guard = self.db.write();
+        if guard.is_some() {
+            return Ok(());
+        }
+        let db = (self.opener)().map_err(storage)?;
+        init(&db)?;
+        tracing::info!("catalog reopened after an I/O error");
+        *guard = Some(db);
+        Ok(())
     }
 }
 
 impl Catalog for RedbCatalog {
     fn load_streams(&self) -> Result<Vec<StreamRecord>, CatalogError> {
-        let tx = self.db.begin_read().map_err(storage)?;
+        self.with_db(Self::load_streams_in)
+    }
+
+    fn put_stream(&self, record: &StreamRecord) -> Result<(), CatalogError> {
+        let bytes = serde_json::to_vec(record).map_err(encoding)?;
+        self.with_db(|db| {
+            let tx = db.begin_write().map_err(storage)?;
+            {
+                let mut table = tx.open_table(STREAMS).map_err(storage)?;
+                table
+                    .insert(record.name.as_str(), bytes.as_slice())
+                    .map_err(storage)?;
+            }
+            tx.commit().map_err(storage)
+        })
+    }
+
+    fn delete_stream(&self, name: &str) -> Result<(), CatalogError> {
+        self.with_db(|db| {
+            let tx = db.begin_write().map_err(storage)?;
+            {
+                let mut table = tx.open_table(STREAMS).map_err(storage)?;
+                table.remove(name).map_err(storage)?;
+            }
+            tx.commit().map_err(storage)
+        })
+    }
+
+    fn next_stream_uid(&self) -> Result<u64, CatalogError> {
+        self.with_db(Self::next_stream_uid_in)
+    }
+
+    fn setting(&self, key: &str) -> Result<Option<Vec<u8>>, CatalogError> {
+        let key = format!("setting/{key}");
+        self.with_db(|db| {
+            let tx = db.begin_read().map_err(storage)?;
+            let table = tx.open_table(META).map_err(storage)?;
+            let value = table.get(key.as_str()).map_err(storage)?;
+            Ok(value.map(|v| v.value().to_vec()))
+        })
+    }
+
+    fn put_setting(&self, key: &str, value: &[u8]) -> Result<(), CatalogError> {
+        let key = format!("setting/{key}");
+        self.with_db(|db| {
+            let tx = db.begin_write().map_err(storage)?;
+            {
+                let mut table = tx.open_table(META).map_err(storage)?;
+                table.insert(key.as_str(), value).map_err(storage)?;
+            }
+            tx.commit().map_err(storage)
+        })
+    }
+
+    fn secret(&self, name: &str) -> Result<[u8; 32], CatalogError> {
+        self.with_db(|db| Self::secret_in(db, name))
+    }
+}
+
+impl RedbCatalog {
+    fn load_streams_in(db: &Database) -> Result<Vec<StreamRecord>, CatalogError> {
+        let tx = db.begin_read().map_err(storage)?;
         let table = tx.open_table(STREAMS).map_err(storage)?;
         let mut out = Vec::new();
         for entry in table.iter().map_err(storage)? {
@@ -47,29 +187,8 @@ impl Catalog for RedbCatalog {
         Ok(out)
     }
 
-    fn put_stream(&self, record: &StreamRecord) -> Result<(), CatalogError> {
-        let bytes = serde_json::to_vec(record).map_err(storage)?;
-        let tx = self.db.begin_write().map_err(storage)?;
-        {
-            let mut table = tx.open_table(STREAMS).map_err(storage)?;
-            table
-                .insert(record.name.as_str(), bytes.as_slice())
-                .map_err(storage)?;
-        }
-        tx.commit().map_err(storage)
-    }
-
-    fn delete_stream(&self, name: &str) -> Result<(), CatalogError> {
-        let tx = self.db.begin_write().map_err(storage)?;
-        {
-            let mut table = tx.open_table(STREAMS).map_err(storage)?;
-            table.remove(name).map_err(storage)?;
-        }
-        tx.commit().map_err(storage)
-    }
-
-    fn next_stream_uid(&self) -> Result<u64, CatalogError> {
-        let tx = self.db.begin_write().map_err(storage)?;
+    fn next_stream_uid_in(db: &Database) -> Result<u64, CatalogError> {
+        let tx = db.begin_write().map_err(storage)?;
         let uid = {
             let mut table = tx.open_table(META).map_err(storage)?;
             let current = match table.get(NEXT_UID_KEY).map_err(storage)? {
@@ -92,28 +211,10 @@ impl Catalog for RedbCatalog {
         Ok(uid)
     }
 
-    fn setting(&self, key: &str) -> Result<Option<Vec<u8>>, CatalogError> {
-        let key = format!("setting/{key}");
-        let tx = self.db.begin_read().map_err(storage)?;
-        let table = tx.open_table(META).map_err(storage)?;
-        let value = table.get(key.as_str()).map_err(storage)?;
-        Ok(value.map(|v| v.value().to_vec()))
-    }
-
-    fn put_setting(&self, key: &str, value: &[u8]) -> Result<(), CatalogError> {
-        let key = format!("setting/{key}");
-        let tx = self.db.begin_write().map_err(storage)?;
-        {
-            let mut table = tx.open_table(META).map_err(storage)?;
-            table.insert(key.as_str(), value).map_err(storage)?;
-        }
-        tx.commit().map_err(storage)
-    }
-
-    fn secret(&self, name: &str) -> Result<[u8; 32], CatalogError> {
+    fn secret_in(db: &Database, name: &str) -> Result<[u8; 32], CatalogError> {
         let key = format!("secret/{name}");
         {
-            let tx = self.db.begin_read().map_err(storage)?;
+            let tx = db.begin_read().map_err(storage)?;
             let table = tx.open_table(META).map_err(storage)?;
             if let Some(v) = table.get(key.as_str()).map_err(storage)? {
                 return v.value().try_into().map_err(|_| CatalogError::Corrupt {
@@ -123,7 +224,7 @@ impl Catalog for RedbCatalog {
             }
         }
         let fresh: [u8; 32] = rand::random();
-        let tx = self.db.begin_write().map_err(storage)?;
+        let tx = db.begin_write().map_err(storage)?;
         let stored = {
             let mut table = tx.open_table(META).map_err(storage)?;
             // Another caller may have raced us; keep whichever was first.
@@ -156,6 +257,8 @@ impl Catalog for RedbCatalog {
 mod tests {
     use super::*;
     use crate::{StreamMode, StreamState};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
 
     fn record(name: &str, uid: u64) -> StreamRecord {
         StreamRecord {
@@ -176,6 +279,91 @@ mod tests {
             resource_policies: Default::default(),
             encryption: vec![],
         }
+    }
+
+    /// A file backend that fails writes with ENOSPC while `full` is set.
+    #[derive(Debug)]
+    struct FullBackend {
+        inner: redb::backends::FileBackend,
+        full: Arc<AtomicBool>,
+    }
+
+    fn enospc() -> std::io::Error {
+        std::io::Error::from_raw_os_error(28)
+    }
+
+    impl redb::StorageBackend for FullBackend {
+        fn len(&self) -> Result<u64, std::io::Error> {
+            self.inner.len()
+        }
+        fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, std::io::Error> {
+            self.inner.read(offset, len)
+        }
+        fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+            if self.full.load(Ordering::SeqCst) && len > self.inner.len()? {
+                return Err(enospc());
+            }
+            self.inner.set_len(len)
+        }
+        fn sync_data(&self, eventual: bool) -> Result<(), std::io::Error> {
+            self.inner.sync_data(eventual)
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+            if self.full.load(Ordering::SeqCst) {
+                return Err(enospc());
+            }
+            self.inner.write(offset, data)
+        }
+    }
+
+    #[test]
+    fn writes_work_again_after_a_full_disk_without_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.redb");
+        let full = Arc::new(AtomicBool::new(false));
+        let (p, f) = (path.clone(), full.clone());
+        let catalog = RedbCatalog::open_with(Box::new(move || {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&p)?;
+            let backend = FullBackend {
+                inner: redb::backends::FileBackend::new(file)?,
+                full: f.clone(),
+            };
+            redb::Builder::new().create_with_backend(backend)
+        }))
+        .unwrap();
+        catalog.put_stream(&record("keep", 1)).unwrap();
+        catalog.put_stream(&record("big", 2)).unwrap();
+
+        full.store(true, Ordering::SeqCst);
+        for _ in 0..3 {
+            let e = catalog.delete_stream("big").unwrap_err();
+            assert!(e.is_no_space(), "{e:?}");
+            assert!(e.to_string().contains("No space left on device"), "{e}");
+        }
+        // (Reads need space too once redb has seen an I/O error: reopening
+        // runs its repair, which writes. The service reads from memory.)
+
+        full.store(false, Ordering::SeqCst);
+        catalog.delete_stream("big").unwrap();
+        catalog.put_stream(&record("new", 3)).unwrap();
+        catalog.put_setting("k", b"v").unwrap();
+        let names = |c: &RedbCatalog| -> Vec<String> {
+            c.load_streams()
+                .unwrap()
+                .into_iter()
+                .map(|s| s.name)
+                .collect()
+        };
+        assert_eq!(names(&catalog), vec!["keep", "new"]);
+        drop(catalog);
+        let catalog = RedbCatalog::open(&path).unwrap();
+        assert_eq!(names(&catalog), vec!["keep", "new"]);
+        assert_eq!(catalog.setting("k").unwrap(), Some(b"v".to_vec()));
     }
 
     #[test]

@@ -4,7 +4,12 @@
 use crate::{LogError, ShardKey};
 use bytes::Bytes;
 
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2 (compaction): a segment header may name the segments it
+/// replaces (bytes 12..16) and a sidecar summary entry records the shard's
+/// frame bytes (bytes 60..64). Version 1 files read as before (both zero).
+pub const FORMAT_VERSION: u32 = 2;
+/// Oldest version still read.
+pub const FORMAT_VERSION_MIN: u32 = 1;
 pub const SEGMENT_MAGIC: &[u8; 8] = b"RNLSEG\0\x01";
 pub const SEGMENT_HEADER_BYTES: usize = 32;
 pub const FRAME_HEADER_BYTES: usize = 56;
@@ -22,9 +27,17 @@ const _: () = assert!(FRAME_HEADER_BYTES & 7 == 0);
 const _: () = assert!(SEGMENT_HEADER_BYTES & 7 == 0);
 
 pub fn segment_header(segment_id: u64) -> [u8; SEGMENT_HEADER_BYTES] {
+    compacted_segment_header(segment_id, 0)
+}
+
+/// The header of a segment written by compaction: it holds the live frames
+/// of segments `segment_id - replaces ..= segment_id`, and once it exists
+/// (under its final name) the older ones in that range are obsolete.
+pub fn compacted_segment_header(segment_id: u64, replaces: u32) -> [u8; SEGMENT_HEADER_BYTES] {
     let mut h = [0u8; SEGMENT_HEADER_BYTES];
     h[0..8].copy_from_slice(SEGMENT_MAGIC);
     h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h[12..16].copy_from_slice(&replaces.to_le_bytes());
     h[16..24].copy_from_slice(&segment_id.to_le_bytes());
     let crc = crc32c::crc32c(&h[0..28]);
     h[28..32].copy_from_slice(&crc.to_le_bytes());
@@ -33,13 +46,21 @@ pub fn segment_header(segment_id: u64) -> [u8; SEGMENT_HEADER_BYTES] {
 
 /// Returns the segment id stored in a header, or `None` if it is not a valid header.
 pub fn parse_segment_header(h: &[u8]) -> Option<u64> {
+    parse_segment_header_replaces(h).map(|(id, _)| id)
+}
+
+/// The segment id and how many older ids it replaces (0 unless compacted).
+pub fn parse_segment_header_replaces(h: &[u8]) -> Option<(u64, u32)> {
     if h.len() < SEGMENT_HEADER_BYTES || &h[0..8] != SEGMENT_MAGIC {
         return None;
     }
-    if crc32c::crc32c(&h[0..28]) != le_u32(&h[28..32]) || le_u32(&h[8..12]) != FORMAT_VERSION {
+    let version = le_u32(&h[8..12]);
+    if crc32c::crc32c(&h[0..28]) != le_u32(&h[28..32])
+        || !(FORMAT_VERSION_MIN..=FORMAT_VERSION).contains(&version)
+    {
         return None;
     }
-    Some(le_u64(&h[16..24]))
+    Some((le_u64(&h[16..24]), le_u32(&h[12..16])))
 }
 
 /// The fixed part of every frame.
@@ -129,6 +150,13 @@ fn write_header(buf: &mut Vec<u8>, h: &FrameHeader, total: u32) {
     buf.extend_from_slice(&h.commit_seq.to_le_bytes());
     buf.extend_from_slice(&h.first_position.to_le_bytes());
     buf.extend_from_slice(&h.timestamp_ms.to_le_bytes());
+}
+
+/// Marks a checked frame as the end of its own commit and recomputes its
+/// checksum (compaction copies frames one by one, dropping their neighbours).
+pub fn mark_commit_end(frame: &mut [u8]) {
+    frame[9] |= FLAG_COMMIT_END;
+    seal_crc(frame);
 }
 
 fn seal_crc(frame: &mut [u8]) {

@@ -35,6 +35,8 @@ pub struct SealedSpan {
     pub frames_offset: u64,
     pub frame_count: u32,
     pub frames_crc: u32,
+    /// Bytes of this shard's frames in the segment; 0 if unknown (version 1 sidecar).
+    pub bytes: u32,
 }
 
 #[derive(Default, Debug)]
@@ -69,9 +71,15 @@ impl Index {
     }
 }
 
+/// (checksum of the frame list, the frame list).
+type CachedFrames = (u32, Arc<Vec<FrameLoc>>);
+
 /// A FIFO-bounded cache of (segment, shard) frame indexes read from sidecars.
+/// Each entry remembers the checksum of the frame list it was read for, so a
+/// list read for a span that compaction has since replaced is never served
+/// for the new span of the same segment id.
 pub struct SidecarCache {
-    map: HashMap<(u64, ShardKey), Arc<Vec<FrameLoc>>>,
+    map: HashMap<(u64, ShardKey), CachedFrames>,
     order: VecDeque<(u64, ShardKey)>,
     entries_max: usize,
 }
@@ -85,13 +93,17 @@ impl SidecarCache {
         }
     }
 
-    pub fn get(&self, segment_id: u64, shard: ShardKey) -> Option<Arc<Vec<FrameLoc>>> {
-        self.map.get(&(segment_id, shard)).cloned()
+    pub fn get(&self, span: &SealedSpan, shard: ShardKey) -> Option<Arc<Vec<FrameLoc>>> {
+        match self.map.get(&(span.segment_id, shard)) {
+            Some((crc, frames)) if *crc == span.frames_crc => Some(frames.clone()),
+            _ => None,
+        }
     }
 
-    pub fn insert(&mut self, segment_id: u64, shard: ShardKey, frames: Arc<Vec<FrameLoc>>) {
-        if self.map.insert((segment_id, shard), frames).is_none() {
-            self.order.push_back((segment_id, shard));
+    pub fn insert(&mut self, span: &SealedSpan, shard: ShardKey, frames: Arc<Vec<FrameLoc>>) {
+        let k = (span.segment_id, shard);
+        if self.map.insert(k, (span.frames_crc, frames)).is_none() {
+            self.order.push_back(k);
         }
         while self.map.len() > self.entries_max {
             match self.order.pop_front() {

@@ -9,8 +9,10 @@
 //! one file descriptor per segment, not per shard. `docs/storage.md` says why
 //! this won over an LSM and over per-shard files.
 //!
-//! # On-disk format, version 1 (`format::FORMAT_VERSION`)
-//! All integers little-endian. A format change bumps the version.
+//! # On-disk format, version 2 (`format::FORMAT_VERSION`)
+//! All integers little-endian. A format change bumps the version. Version 1
+//! files (written before compaction existed) are read unchanged: their zero
+//! fields mean "replaces nothing" and "frame bytes unknown".
 //!
 //! ## Files in `LogConfig::dir`
 //! - `<id:020>.seg`: segment `id` (ids grow by one). The newest is the
@@ -22,7 +24,7 @@
 //!
 //! ## Segment
 //! ```text
-//! header (32 B): magic "RNLSEG\0\x01" | version u32 | 0 u32 | segment id u64 | 0 u32 | crc32c(bytes 0..28) u32
+//! header (32 B): magic "RNLSEG\0\x01" | version u32 | replaces u32 | segment id u64 | 0 u32 | crc32c(bytes 0..28) u32
 //! frame*         the first frame is always a shard table
 //! ```
 //! ## Frame
@@ -53,13 +55,22 @@
 //! header (32 B): magic "RNLIDX\0\x01" | version u32 | shard count u32 | segment id u64
 //!                | crc32c(summary) u32 | crc32c(bytes 0..28) u32
 //! summary: per shard (64 B): stream_uid u64 | shard_index u32 | frame_count u32 | first_position u64
-//!          | end_position u64 | first_ts u64 | last_ts u64 | frames_offset u64 | crc32c(frames) u32 | 0 u32
+//!          | end_position u64 | first_ts u64 | last_ts u64 | frames_offset u64 | crc32c(frames) u32
+//!          | frame_bytes u32 (sum of the shard's frame lengths; 0 = unknown)
 //! frames:  per shard, at frames_offset, per frame (32 B):
 //!          first_position u64 | record_count u32 | frame_bytes u32 | offset u64 | timestamp_ms u64
 //! ```
 //!
+//! ## Compacted segments (`compact.rs`)
+//! A segment with `replaces = n > 0` was written by compaction: it holds,
+//! byte for byte except that each carries COMMIT_END, the frames still live
+//! of segments `id - n ..= id` at the time, after an empty shard table
+//! (commit_seq 0). Once it exists under its final name, every older segment
+//! with an id in `id - n .. id` is obsolete and recovery removes it.
+//!
 //! # Recovery (`recovery.rs`)
-//! 1. Remove `*.tmp` and sidecars without a segment.
+//! 1. Remove `*.tmp`, segments replaced by a compacted one, and sidecars
+//!    without a segment.
 //! 2. The newest segment whose header and shard table are valid is the
 //!    active one (a newer one without them was cut short while being created,
 //!    before anything in it could be acknowledged; it is set aside).
@@ -83,6 +94,7 @@
 //! even that fails, the log refuses all further appends (`LogError::Poisoned`)
 //! until it is reopened, and recovery decides from checksums.
 
+mod compact;
 mod format;
 pub mod fs;
 mod index;
@@ -134,6 +146,9 @@ pub struct LogConfig {
     /// Allocate each active segment's full size when it is created (see
     /// `writer.rs`); off only in tests that read commit boundaries off the file length.
     pub preallocate_segments: bool,
+    /// Bytes of live frames compaction copies in one retention pass at most
+    /// (it reads and writes in chunks of at most 1 MiB).
+    pub compact_bytes_per_pass_max: u64,
 }
 
 impl Default for LogConfig {
@@ -146,6 +161,7 @@ impl Default for LogConfig {
             commit_bytes_max: 8 * 1024 * 1024,
             sidecar_cache_entries_max: 4096,
             preallocate_segments: true,
+            compact_bytes_per_pass_max: 256 * 1024 * 1024,
         }
     }
 }
@@ -186,8 +202,14 @@ pub struct ReadOutcome {
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RetentionReport {
+    /// Whole segments removed, including those replaced by compaction.
     pub segments_deleted: u64,
+    /// Disk bytes given back (compaction counts old size minus new size).
     pub bytes_reclaimed: u64,
+    /// Segments written by compaction (each replaces one or more).
+    pub segments_compacted: u64,
+    /// Live frame bytes compaction copied.
+    pub bytes_copied: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -220,6 +242,14 @@ pub enum LogError {
 }
 
 impl LogError {
+    /// Whether the failure is a full disk (ENOSPC or EDQUOT).
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            LogError::Io(e) => is_no_space(e),
+            _ => false,
+        }
+    }
+
     /// A copy for each waiter of a failed commit (`io::Error` is not `Clone`).
     fn duplicate(&self) -> LogError {
         match self {
@@ -230,6 +260,13 @@ impl LogError {
             LogError::StreamDropped(u) => LogError::StreamDropped(*u),
         }
     }
+}
+
+/// Whether an I/O error means the disk (or quota) is full.
+pub fn is_no_space(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull
+        || e.kind() == std::io::ErrorKind::QuotaExceeded
+        || matches!(e.raw_os_error(), Some(28) | Some(122))
 }
 
 #[derive(Default)]
@@ -247,6 +284,18 @@ struct Shared {
     index: RwLock<Index>,
     cache: Mutex<SidecarCache>,
     counters: Counters,
+    /// Retention passes (deletion and compaction) run one at a time.
+    pass_lock: Mutex<()>,
+    /// Bumped before and after retention or compaction changes which files
+    /// back the sealed segments (odd while a change is under way); a read
+    /// that fails while it moves is retried (`Log::read`).
+    layout_generation: AtomicU64,
+    /// Set by retention when the active segment is mostly dead; the writer
+    /// then seals it at its next commit so compaction can reclaim it.
+    roll_requested: std::sync::atomic::AtomicBool,
+    /// (active segment id, bytes of its frames that belonged to streams
+    /// dropped since): dropped shards leave the index, so this remembers them.
+    dropped_active: Mutex<(u64, u64)>,
 }
 
 /// The log. `Send + Sync`; share it with `Arc<Log>`. Dropping it stops the
@@ -280,6 +329,10 @@ impl Log {
             fs,
             index: RwLock::new(rec.index),
             counters: Counters::default(),
+            pass_lock: Mutex::new(()),
+            layout_generation: AtomicU64::new(0),
+            roll_requested: std::sync::atomic::AtomicBool::new(false),
+            dropped_active: Mutex::new((0, 0)),
         });
         let (tx, rx) = mpsc::channel(1024);
         let pipeline = Arc::new(sync::Pipeline::default());
@@ -370,8 +423,10 @@ impl Log {
         max_bytes: usize,
         not_before_ms: u64,
     ) -> Result<ReadOutcome, LogError> {
-        self.shared
-            .read(shard, from_position, max_records, max_bytes, not_before_ms)
+        self.shared.retry_across_layout_changes(|| {
+            self.shared
+                .read(shard, from_position, max_records, max_bytes, not_before_ms)
+        })
     }
 
     /// The next position to be assigned; 0 if the shard is unknown.
@@ -395,24 +450,55 @@ impl Log {
 
     /// First position whose timestamp is >= `ts_ms`; `end_position` if none.
     pub fn position_at_timestamp(&self, shard: ShardKey, ts_ms: u64) -> Result<u64, LogError> {
-        self.shared.position_at_timestamp(shard, ts_ms)
+        self.shared
+            .retry_across_layout_changes(|| self.shared.position_at_timestamp(shard, ts_ms))
     }
 
     /// Forgets the stream's in-memory state and refuses further appends to it
     /// (until restart); its disk space comes back through retention.
     pub fn drop_stream(&self, stream_uid: u64) {
         let mut index = self.shared.index.write();
+        let bytes: u64 = index
+            .shards
+            .iter()
+            .filter(|(k, _)| k.stream_uid == stream_uid)
+            .flat_map(|(_, st)| st.active.iter())
+            .map(|f| u64::from(f.len))
+            .sum();
+        {
+            let mut d = self.shared.dropped_active.lock();
+            if d.0 != index.active_id {
+                *d = (index.active_id, 0);
+            }
+            d.1 += bytes;
+        }
         index.shards.retain(|k, _| k.stream_uid != stream_uid);
         index.dropped.insert(stream_uid);
     }
 
     /// Deletes whole sealed segments whose every frame is past its stream's
-    /// retention (`None` from `retention_ms_of` means the stream is gone).
+    /// retention (`None` from `retention_ms_of` means the stream is gone),
+    /// then compacts mostly dead sealed segments (`compact.rs`). Blocking:
+    /// call it off the async runtime.
     pub fn enforce_retention(
         &self,
         retention_ms_of: &dyn Fn(u64) -> Option<u64>,
     ) -> Result<RetentionReport, LogError> {
-        self.shared.enforce_retention(retention_ms_of)
+        let report = self.shared.enforce_retention(retention_ms_of)?;
+        if self.shared.roll_requested.load(Ordering::Relaxed) {
+            // Wake the writer with an empty append so it seals the segment
+            // even when no client is writing; a full queue wakes it anyway.
+            if let Some(tx) = &self.tx {
+                let (reply, _) = oneshot::channel();
+                let _ = tx.try_send(writer::AppendRequest {
+                    groups: Vec::new(),
+                    bytes: 0,
+                    reply,
+                    permit: None,
+                });
+            }
+        }
+        Ok(report)
     }
 
     pub fn stats(&self) -> LogStats {

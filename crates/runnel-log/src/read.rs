@@ -20,14 +20,12 @@ impl Shared {
         span: &SealedSpan,
         shard: ShardKey,
     ) -> Result<Arc<Vec<FrameLoc>>, LogError> {
-        if let Some(f) = self.cache.lock().get(span.segment_id, shard) {
+        if let Some(f) = self.cache.lock().get(span, shard) {
             return Ok(f);
         }
         let path = sidecar_path(&self.config.dir, span.segment_id);
         let frames = Arc::new(crate::sidecar::read_frames(&*self.fs, &path, span)?);
-        self.cache
-            .lock()
-            .insert(span.segment_id, shard, frames.clone());
+        self.cache.lock().insert(span, shard, frames.clone());
         Ok(frames)
     }
 

@@ -45,6 +45,8 @@ pub fn recover(dir: &Path, fs: &dyn Fs) -> Result<Recovered, LogError> {
         }
     }
     seg_ids.sort_unstable();
+    // Compaction: a compacted segment replaces older ones a crash left behind.
+    crate::compact::drop_superseded(dir, fs, &mut seg_ids)?;
     let segs: HashSet<u64> = seg_ids.iter().copied().collect();
     for id in idx_ids.iter().filter(|id| !segs.contains(id)) {
         fs.remove_file(&sidecar_path(dir, *id))?;

@@ -1,18 +1,50 @@
 //! Retention: delete whole sealed segments whose every frame is expired or
-//! belongs to a stream that no longer exists. Live data is never rewritten.
+//! belongs to a stream that no longer exists, then let compaction
+//! (`compact.rs`) copy the few live frames out of mostly dead ones.
 
 use crate::segment::{segment_path, sidecar_path};
 use crate::{LogError, RetentionReport, Shared};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+
+/// Which frames are still retained at one instant.
+pub(crate) struct Liveness {
+    pub now_ms: u64,
+    /// `None`: the stream is gone. Streams not in the map are kept (they
+    /// appeared after the pass asked, so nothing is known against them).
+    pub retention: HashMap<u64, Option<u64>>,
+    pub dropped: HashSet<u64>,
+}
+
+impl Liveness {
+    /// Whether a frame of stream `uid` written at `ts_ms` is still retained.
+    pub fn live(&self, uid: u64, ts_ms: u64) -> bool {
+        if self.dropped.contains(&uid) {
+            return false;
+        }
+        match self.retention.get(&uid) {
+            None => true,
+            Some(None) => false,
+            Some(Some(r)) => self.now_ms.saturating_sub(ts_ms) <= *r,
+        }
+    }
+}
+
+/// The active segment is sealed early once this share of it is dead.
+const ROLL_DEAD_FRACTION_NUM: u64 = 1;
+const ROLL_DEAD_FRACTION_DEN: u64 = 4;
+/// ... and at least this many bytes of it are dead (no churn of tiny segments).
+const ROLL_DEAD_BYTES_MIN: u64 = 16 * 1024;
 
 impl Shared {
     pub(crate) fn enforce_retention(
         &self,
         retention_ms_of: &dyn Fn(u64) -> Option<u64>,
     ) -> Result<RetentionReport, LogError> {
+        let _pass = self.pass_lock.lock();
         let now = self.clock.now_ms();
         // Ask the caller about each stream without holding the index lock.
-        let streams: Vec<u64> = {
+        let (streams, dropped): (Vec<u64>, HashSet<u64>) = {
             let index = self.index.read();
             let mut s: Vec<u64> = index
                 .segments
@@ -21,15 +53,15 @@ impl Shared {
                 .collect();
             s.sort_unstable();
             s.dedup();
-            s
+            (s, index.dropped.clone())
         };
-        let retention: HashMap<u64, Option<u64>> = streams
-            .into_iter()
-            .map(|u| (u, retention_ms_of(u)))
-            .collect();
-        let expired = |uid: &u64, last_ts: &u64| match retention.get(uid).copied().flatten() {
-            None => true,
-            Some(r) => now.saturating_sub(*last_ts) > r,
+        let live = Liveness {
+            now_ms: now,
+            retention: streams
+                .into_iter()
+                .map(|u| (u, retention_ms_of(u)))
+                .collect(),
+            dropped,
         };
         let victims: Vec<u64> = {
             let index = self.index.read();
@@ -37,20 +69,24 @@ impl Shared {
                 .segments
                 .iter()
                 .filter(|(id, m)| {
-                    **id != index.active_id && m.stream_last_ts.iter().all(|(u, t)| expired(u, t))
+                    **id != index.active_id
+                        && m.stream_last_ts.iter().all(|(u, t)| !live.live(*u, *t))
                 })
                 .map(|(id, _)| *id)
                 .collect()
         };
-        let mut report = RetentionReport {
-            segments_deleted: 0,
-            bytes_reclaimed: 0,
-        };
-        if victims.is_empty() {
-            return Ok(report);
+        let mut report = RetentionReport::default();
+        if !victims.is_empty() {
+            self.delete_segments(&victims, &mut report)?;
         }
+        self.compact(&live, &mut report);
+        self.decide_roll(&live);
+        Ok(report)
+    }
+
+    fn delete_segments(&self, ids: &[u64], report: &mut RetentionReport) -> Result<(), LogError> {
         let dir = &self.config.dir;
-        for id in victims {
+        for &id in ids {
             let bytes = {
                 let mut index = self.index.write();
                 let Some(meta) = index.segments.remove(&id) else {
@@ -59,6 +95,8 @@ impl Shared {
                 for st in index.shards.values_mut() {
                     st.sealed.retain(|s| s.segment_id != id);
                 }
+                // Readers that already looked this segment up retry.
+                self.layout_generation.fetch_add(2, Ordering::AcqRel);
                 meta.bytes
             };
             self.cache.lock().remove_segment(id);
@@ -74,6 +112,36 @@ impl Shared {
             tracing::info!(segment = id, bytes, "segment reclaimed by retention");
         }
         self.fs.sync_dir(dir)?;
-        Ok(report)
+        Ok(())
+    }
+
+    /// Asks the writer to seal the active segment when much of it is dead
+    /// (e.g. right after a busy stream was deleted), so that the next pass
+    /// can compact it instead of waiting for it to fill up.
+    fn decide_roll(&self, live: &Liveness) {
+        let index = self.index.read();
+        let Some(active) = index.segments.get(&index.active_id) else {
+            return;
+        };
+        let listed_dead: u64 = index
+            .shards
+            .iter()
+            .flat_map(|(k, st)| st.active.iter().map(move |f| (k, f)))
+            .filter(|(k, f)| !live.live(k.stream_uid, f.timestamp_ms))
+            .map(|(_, f)| u64::from(f.len))
+            .sum();
+        // Frames of streams dropped since start are no longer listed.
+        let (seg, dropped_bytes) = *self.dropped_active.lock();
+        let dead = listed_dead
+            + if seg == index.active_id {
+                dropped_bytes
+            } else {
+                0
+            };
+        if dead >= ROLL_DEAD_BYTES_MIN
+            && dead * ROLL_DEAD_FRACTION_DEN >= active.bytes * ROLL_DEAD_FRACTION_NUM
+        {
+            self.roll_requested.store(true, Ordering::Relaxed);
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Sidecar index files (`<id>.idx`), written once when a segment is sealed.
 //! The summary part is read at start; a shard's frame list is read on demand.
 
-use crate::format::{le_u32, le_u64, FORMAT_VERSION};
+use crate::format::{le_u32, le_u64, FORMAT_VERSION, FORMAT_VERSION_MIN};
 use crate::fs::{read_exact_at, Fs};
 use crate::index::{FrameLoc, SealedSpan};
 use crate::{LogError, ShardKey};
@@ -46,6 +46,7 @@ pub fn encode(
             frames_offset,
             frame_count: frames.len() as u32,
             frames_crc,
+            bytes: u32::try_from(frames.iter().map(|f| u64::from(f.len)).sum::<u64>()).unwrap_or(0),
         };
         let e = &mut out[SIDECAR_HEADER_BYTES + i * SUMMARY_ENTRY_BYTES..][..SUMMARY_ENTRY_BYTES];
         e[0..8].copy_from_slice(&key.stream_uid.to_le_bytes());
@@ -57,6 +58,7 @@ pub fn encode(
         e[40..48].copy_from_slice(&span.last_timestamp_ms.to_le_bytes());
         e[48..56].copy_from_slice(&span.frames_offset.to_le_bytes());
         e[56..60].copy_from_slice(&span.frames_crc.to_le_bytes());
+        e[60..64].copy_from_slice(&span.bytes.to_le_bytes());
         spans.push((*key, span));
     }
     let summary_crc =
@@ -98,7 +100,9 @@ pub fn read_summary(
             path.display()
         )));
     }
-    if le_u32(&h[8..12]) != FORMAT_VERSION || le_u64(&h[16..24]) != segment_id {
+    let version = le_u32(&h[8..12]);
+    if !(FORMAT_VERSION_MIN..=FORMAT_VERSION).contains(&version) || le_u64(&h[16..24]) != segment_id
+    {
         return Err(LogError::Corrupt(format!(
             "sidecar {} has the wrong version or id",
             path.display()
@@ -135,6 +139,7 @@ pub fn read_summary(
             last_timestamp_ms: le_u64(&e[40..48]),
             frames_offset: le_u64(&e[48..56]),
             frames_crc: le_u32(&e[56..60]),
+            bytes: le_u32(&e[60..64]),
         };
         let frames_end =
             span.frames_offset + u64::from(span.frame_count) * FRAME_ENTRY_BYTES as u64;

@@ -141,7 +141,12 @@ impl Writer {
         if let Some(reason) = &self.poisoned {
             return Self::fail_all(batch, &LogError::Poisoned(reason.clone()));
         }
-        if self.offset >= self.shared.config.segment_bytes_max {
+        // Retention may ask for an early roll (`retention.rs`, mostly dead active segment).
+        let roll_asked = self
+            .shared
+            .roll_requested
+            .swap(false, std::sync::atomic::Ordering::Relaxed);
+        if self.offset >= self.shared.config.segment_bytes_max || roll_asked {
             // Sealing reads the published frame index: let every written
             // commit be synced and published first.
             self.pipeline.wait_idle();

@@ -432,6 +432,8 @@ async fn test_hook(state: &AppState, req: Request<Incoming>) -> HttpResponse {
                     serde_json::json!({
                         "segments_deleted": report.segments_deleted,
                         "bytes_reclaimed": report.bytes_reclaimed,
+                        "segments_compacted": report.segments_compacted,
+                        "bytes_copied": report.bytes_copied,
                     }),
                 ),
                 Ok(Err(e)) => json(

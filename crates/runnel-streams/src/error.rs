@@ -34,9 +34,17 @@ pub enum StreamsError {
 
 pub type Result<T, E = StreamsError> = std::result::Result<T, E>;
 
+/// The message of an `InternalFailure` caused by a full disk: says what
+/// happened and what helps. Writes resume by themselves once space is back.
+pub const NO_SPACE_MESSAGE: &str = "Internal service failure: no space left on device. \
+     Free disk space (delete streams or decrease their retention period) and retry.";
+
 impl From<runnel_catalog::CatalogError> for StreamsError {
     fn from(e: runnel_catalog::CatalogError) -> Self {
         tracing::error!(error = %e, "catalog failure");
+        if e.is_no_space() {
+            return StreamsError::Internal(NO_SPACE_MESSAGE.into());
+        }
         StreamsError::Internal("Internal service failure.".into())
     }
 }
@@ -44,6 +52,9 @@ impl From<runnel_catalog::CatalogError> for StreamsError {
 impl From<runnel_log::LogError> for StreamsError {
     fn from(e: runnel_log::LogError) -> Self {
         tracing::error!(error = %e, "log failure");
+        if e.is_no_space() {
+            return StreamsError::Internal(NO_SPACE_MESSAGE.into());
+        }
         StreamsError::Internal("Internal service failure.".into())
     }
 }

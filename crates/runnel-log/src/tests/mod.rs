@@ -1,6 +1,8 @@
 //! In-crate tests: unit, recovery (proptest), fault injection, retention.
 
 mod basic;
+mod compact;
+mod compact_crash;
 pub(crate) mod faults;
 mod pipeline;
 mod recovery;
