@@ -344,6 +344,7 @@ impl Log {
                 shared: shared.clone(),
                 pipeline: pipeline.clone(),
                 rx: srx,
+                wake_writer: tx.downgrade(),
             };
             syncer_thread = Some(
                 std::thread::Builder::new()

@@ -98,6 +98,10 @@ pub struct Syncer {
     pub shared: Arc<Shared>,
     pub pipeline: Arc<Pipeline>,
     pub rx: std::sync::mpsc::Receiver<Written>,
+    /// Wakes the writer after a failed sync so that it cuts the failed
+    /// commits off the file now, not at the next append (which may never
+    /// come before a crash). Weak, so it does not keep the log open.
+    pub wake_writer: tokio::sync::mpsc::WeakSender<crate::writer::AppendRequest>,
 }
 
 impl Syncer {
@@ -158,6 +162,17 @@ impl Syncer {
                     let err = LogError::Io(e);
                     for w in live {
                         fail(w, &err);
+                    }
+                    if let Some(tx) = self.wake_writer.upgrade() {
+                        // An empty append: the writer applies the rewind
+                        // first thing. If the queue is full it is busy anyway.
+                        let (reply, _) = tokio::sync::oneshot::channel();
+                        let _ = tx.try_send(crate::writer::AppendRequest {
+                            groups: Vec::new(),
+                            bytes: 0,
+                            reply,
+                            permit: None,
+                        });
                     }
                 }
             }

@@ -81,7 +81,11 @@ impl Writer {
             }
             self.commit(batch);
         }
-        // Closing the channel lets the syncer finish what is queued and stop.
+        // A sync that failed after the last append still has its commits
+        // cut off the file before the log closes.
+        self.pipeline.wait_idle();
+        self.apply_rewind();
+        // Closing the channel lets the syncer stop.
         self.syncer.take();
     }
 

@@ -169,3 +169,37 @@ fn preallocated_segment_recovers_and_cuts_a_torn_commit() {
     assert_eq!(ack[0].first_position, 10);
     assert_eq!(read_all(&log, k).len(), 11);
 }
+
+/// The last append fails in its sync and nothing follows: its frames are cut
+/// off the file at once, so a reopen (or a crash) never finds them.
+#[test]
+fn failed_last_commit_is_never_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, c) = clock(5_000);
+    let fs = Arc::new(FaultyFs::default());
+    let mut config = cfg(dir.path());
+    config.preallocate_segments = true;
+    let k = key(6, 0);
+    let log = Log::open_with_fs(config.clone(), c.clone(), fs.clone()).unwrap();
+    block_on(log.append(vec![(k, vec![rec("kept")])])).unwrap();
+    *fs.next.lock() = Some(Fault::SyncFails);
+    assert!(block_on(log.append(vec![(k, vec![rec("failed")])])).is_err());
+    // The writer cuts the failed commit without waiting for another append.
+    let seg = crate::segment::segment_path(dir.path(), 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read(&seg)
+        .unwrap()
+        .windows(6)
+        .any(|w| w == b"failed")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "failed commit still on disk"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    drop(log);
+    let log = open(config, &c);
+    let got: Vec<_> = read_all(&log, k).iter().map(|r| r.data.clone()).collect();
+    assert_eq!(got, vec![bytes::Bytes::from_static(b"kept")]);
+}
