@@ -119,8 +119,20 @@ pub enum Durability {
     None,
 }
 
+/// What recovery does when it finds damaged data (not a torn tail).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OnCorruption {
+    /// Refuse to open, naming the file and offset; nothing is changed.
+    #[default]
+    Refuse,
+    /// Keep every frame that verifies, set the damaged segment aside as a
+    /// sealed one (a copy of it is kept), report the loss and go on.
+    Skip,
+}
+
 #[derive(Clone, Debug)]
 pub struct LogConfig {
+    pub on_corruption: OnCorruption,
     pub dir: PathBuf,
     pub durability: Durability,
     /// A segment is sealed once it reaches this size.
@@ -146,6 +158,7 @@ impl Default for LogConfig {
             commit_bytes_max: 8 * 1024 * 1024,
             sidecar_cache_entries_max: 4096,
             preallocate_segments: true,
+            on_corruption: OnCorruption::Refuse,
         }
     }
 }
@@ -247,6 +260,8 @@ struct Shared {
     index: RwLock<Index>,
     cache: Mutex<SidecarCache>,
     counters: Counters,
+    /// Mirror of the writer's poisoned reason, for health reporting.
+    poisoned: Mutex<Option<String>>,
 }
 
 /// The log. `Send + Sync`; share it with `Arc<Log>`. Dropping it stops the
@@ -258,6 +273,7 @@ pub struct Log {
     pending_kib_max: u32,
     writer: Option<JoinHandle<()>>,
     syncer: Option<JoinHandle<()>>,
+    damage: Vec<String>,
 }
 
 impl Log {
@@ -270,7 +286,7 @@ impl Log {
         clock: Arc<dyn Clock>,
         fs: Arc<dyn Fs>,
     ) -> Result<Log, LogError> {
-        let rec = recovery::recover(&config.dir, &*fs)?;
+        let rec = recovery::recover(&config.dir, &*fs, config.on_corruption)?;
         let pending_kib_max = (config.pending_bytes_max / 1024).clamp(1, u32::MAX as usize) as u32;
         let segment_id = rec.index.active_id;
         let shared = Arc::new(Shared {
@@ -280,6 +296,7 @@ impl Log {
             fs,
             index: RwLock::new(rec.index),
             counters: Counters::default(),
+            poisoned: Mutex::new(None),
         });
         let (tx, rx) = mpsc::channel(1024);
         let pipeline = Arc::new(sync::Pipeline::default());
@@ -323,6 +340,7 @@ impl Log {
             pending_kib_max,
             writer: Some(handle),
             syncer: syncer_thread,
+            damage: rec.damage,
         })
     }
 
@@ -413,6 +431,17 @@ impl Log {
         retention_ms_of: &dyn Fn(u64) -> Option<u64>,
     ) -> Result<RetentionReport, LogError> {
         self.shared.enforce_retention(retention_ms_of)
+    }
+
+    /// What recovery found damaged and skipped at open (empty when the log
+    /// was intact); each entry names the file, the byte range and the loss.
+    pub fn damage_report(&self) -> &[String] {
+        &self.damage
+    }
+
+    /// Why the log cannot take writes, if it cannot.
+    pub fn poisoned(&self) -> Option<String> {
+        self.shared.poisoned.lock().clone()
     }
 
     pub fn stats(&self) -> LogStats {

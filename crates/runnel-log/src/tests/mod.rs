@@ -1,6 +1,7 @@
 //! In-crate tests: unit, recovery (proptest), fault injection, retention.
 
 mod basic;
+mod corruption;
 pub(crate) mod faults;
 mod pipeline;
 mod recovery;
