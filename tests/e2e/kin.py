@@ -156,7 +156,7 @@ def wait_healthy(endpoint: str, proc: subprocess.Popen | None = None) -> None:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode}")
         try:
-            with urllib.request.urlopen(endpoint + "/health", timeout=2) as r:
+            with urllib.request.urlopen(endpoint + "/ready", timeout=2) as r:
                 if r.status == 200:
                     return
         except (urllib.error.URLError, OSError) as e:

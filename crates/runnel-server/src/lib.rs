@@ -14,6 +14,7 @@ pub mod cloudwatch;
 pub mod config;
 pub mod console;
 pub mod errors;
+pub mod health;
 pub mod http;
 pub mod kinesis;
 pub mod kms;

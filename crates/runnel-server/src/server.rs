@@ -45,6 +45,11 @@ impl Server {
                 Durability::None => runnel_log::Durability::None,
             },
             segment_bytes_max: config.segment_bytes,
+            on_corruption: if config.on_corruption == "skip" {
+                runnel_log::OnCorruption::Skip
+            } else {
+                runnel_log::OnCorruption::Refuse
+            },
             ..LogConfig::default()
         };
         let started = std::time::Instant::now();
@@ -53,6 +58,7 @@ impl Server {
             .await
             .context("log recovery task failed")?
             .context("cannot open the record log")?;
+        let log = Arc::new(log);
         let catalog = RedbCatalog::open(&config.data_dir.join("catalog.redb"))
             .context("cannot open the catalog")?;
         let streams_config = StreamsConfig {
@@ -69,7 +75,7 @@ impl Server {
             streams_config,
             clock,
             Arc::new(catalog),
-            Arc::new(log),
+            log.clone(),
             metrics.clone(),
         )
         .map_err(|e| anyhow::anyhow!("cannot load streams: {e}"))?;
@@ -119,6 +125,7 @@ impl Server {
             .with_context(|| format!("cannot listen on {}", config.addr))?;
         let state = Arc::new(AppState {
             streams: Arc::new(streams),
+            log,
             request_body_bytes_max: config.request_body_bytes_max,
             test_clock,
             metrics,

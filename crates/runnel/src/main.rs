@@ -149,6 +149,10 @@ struct ServeArgs {
     /// fsync (default: durable before ack) or none
     #[arg(long, env = "RUNNEL_DURABILITY")]
     durability: Option<Durability>,
+    /// When the record log is damaged: refuse to start (default) or skip
+    /// the damaged bytes, keeping every record that verifies
+    #[arg(long, env = "RUNNEL_ON_CORRUPTION")]
+    on_corruption: Option<String>,
     /// How long streams stay CREATING/UPDATING/DELETING, in ms [default: 500]
     #[arg(long, env = "RUNNEL_STREAM_TRANSITION_MS")]
     stream_transition_ms: Option<u64>,
@@ -210,6 +214,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.durability {
             c.durability = v;
+        }
+        if let Some(v) = self.on_corruption {
+            c.on_corruption = v;
         }
         if let Some(v) = self.stream_transition_ms {
             c.stream_transition_ms = v;
