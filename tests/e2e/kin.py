@@ -162,7 +162,7 @@ def wait_healthy(endpoint: str, proc: subprocess.Popen | None = None) -> None:
         except (urllib.error.URLError, OSError) as e:
             last = e
         time.sleep(POLL_INTERVAL_S)
-    raise RuntimeError(f"{endpoint}/health not ready after {STARTUP_TIMEOUT_S}s: {last}")
+    raise RuntimeError(f"{endpoint}/ready not ready after {STARTUP_TIMEOUT_S}s: {last}")
 
 
 def wait_reachable(endpoint: str) -> None:

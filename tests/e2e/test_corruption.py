@@ -94,3 +94,71 @@ def test_byte_flip_refuses_start_then_skip_keeps_every_intact_record():
         raise
     finally:
         srv.cleanup()
+
+
+def _stream_with_records(srv) -> list[dict]:
+    client = kin.make_client(srv.endpoint)
+    client.create_stream(StreamName="old", ShardCount=1)
+    kin.wait_status(client, "old")
+    r = client.put_records(StreamName="old", Records=[
+        {"Data": f"old-{i}".encode(), "PartitionKey": "k"} for i in range(20)])
+    assert r["FailedRecordCount"] == 0
+    return r["Records"]
+
+
+def test_lost_catalog_refuses_start_and_never_reuses_a_stream():
+    srv = kin.RunnelProcess().start()
+    try:
+        _stream_with_records(srv)
+        srv.stop()
+        (srv.data_dir / "catalog.redb").unlink()
+
+        with pytest.raises(RuntimeError):
+            srv.start()
+        tail = srv.log_tail()
+        assert "catalog.redb is missing but the record log" in tail
+        assert "--discard-orphaned-log-data" in tail
+
+        srv.extra_args = ["--discard-orphaned-log-data"]
+        srv.start()
+        client = kin.make_client(srv.endpoint)
+        assert client.list_streams()["StreamNames"] == []
+        # A new stream never sees the old stream's records.
+        client.create_stream(StreamName="old", ShardCount=1)
+        kin.wait_status(client, "old")
+        shard = kin.list_all_shards(client, "old")[0]["ShardId"]
+        assert kin.read_shard(client, "old", shard) == []
+    except BaseException:
+        print(srv.log_tail())
+        raise
+    finally:
+        srv.cleanup()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_corrupted_catalog_is_a_clear_error_not_a_panic(damage):
+    srv = kin.RunnelProcess().start()
+    try:
+        _stream_with_records(srv)
+        srv.stop()
+        cat = srv.data_dir / "catalog.redb"
+        data = bytearray(cat.read_bytes())
+        if damage == "truncate":
+            data = data[: len(data) // 3]
+        else:
+            for at in range(0, len(data), 4096):
+                data[at + 100: at + 164] = b"\xa5" * 64
+        cat.write_bytes(bytes(data))
+
+        with pytest.raises(RuntimeError):
+            srv.start()
+        tail = srv.log_tail()
+        assert "cannot open the catalog" in tail
+        assert "is damaged" in tail and "mv " in tail
+        assert "panicked" not in tail
+        assert srv.proc.returncode == 1
+    except BaseException:
+        print(srv.log_tail())
+        raise
+    finally:
+        srv.cleanup()

@@ -439,6 +439,21 @@ impl Log {
         &self.damage
     }
 
+    /// Every stream uid the log holds state or data for, sorted.
+    pub fn stream_uids(&self) -> Vec<u64> {
+        let index = self.shared.index.read();
+        let mut out: Vec<u64> = index.shards.keys().map(|k| k.stream_uid).collect();
+        out.extend(
+            index
+                .segments
+                .values()
+                .flat_map(|m| m.stream_last_ts.keys().copied()),
+        );
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// Why the log cannot take writes, if it cannot.
     pub fn poisoned(&self) -> Option<String> {
         self.shared.poisoned.lock().clone()

@@ -41,6 +41,9 @@ pub struct ServerConfig {
     /// torn tail): "refuse" (default) to start, or "skip" it, keeping every
     /// record that verifies and reporting the loss on /health.
     pub on_corruption: String,
+    /// Start even though the catalog is missing while the log holds data:
+    /// that data belongs to no stream and retention deletes it.
+    pub discard_orphaned_log_data: bool,
     /// How long streams stay CREATING / UPDATING / DELETING.
     pub stream_transition_ms: u64,
     /// Size at which a log segment is sealed and a new one started.
@@ -93,6 +96,7 @@ impl Default for ServerConfig {
             account_id: "000000000000".into(),
             durability: Durability::Fsync,
             on_corruption: "refuse".into(),
+            discard_orphaned_log_data: false,
             stream_transition_ms: 500,
             segment_bytes: 64 * 1024 * 1024,
             retention_check_ms: 60_000,

@@ -19,6 +19,7 @@ pub mod http;
 pub mod kinesis;
 pub mod kms;
 pub mod server;
+pub mod startup;
 pub mod subscribe;
 pub mod tls;
 

@@ -7,7 +7,6 @@ use std::time::Duration;
 use anyhow::Context;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use runnel_catalog::RedbCatalog;
 use runnel_log::{Log, LogConfig};
 use runnel_streams::{StreamsConfig, StreamsService};
 use runnel_types::{Clock, ManualClock, SystemClock};
@@ -59,8 +58,7 @@ impl Server {
             .context("log recovery task failed")?
             .context("cannot open the record log")?;
         let log = Arc::new(log);
-        let catalog = RedbCatalog::open(&config.data_dir.join("catalog.redb"))
-            .context("cannot open the catalog")?;
+        let catalog = crate::startup::open_catalog(&config, &log)?;
         let streams_config = StreamsConfig {
             region: config.region.clone(),
             account_id: config.account_id.clone(),
