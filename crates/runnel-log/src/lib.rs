@@ -230,6 +230,10 @@ pub enum LogError {
     Poisoned(String),
     #[error("stream {0} was dropped")]
     StreamDropped(u64),
+    /// Internal: a segment went away (retention) while it was being read;
+    /// the read looks again. Never returned by the public API.
+    #[error("segment removed while reading: {0}")]
+    Gone(String),
 }
 
 impl LogError {
@@ -241,6 +245,7 @@ impl LogError {
             LogError::Closed => LogError::Closed,
             LogError::Poisoned(s) => LogError::Poisoned(s.clone()),
             LogError::StreamDropped(u) => LogError::StreamDropped(*u),
+            LogError::Gone(s) => LogError::Gone(s.clone()),
         }
     }
 }

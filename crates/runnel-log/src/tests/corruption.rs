@@ -154,3 +154,19 @@ fn sealed_segment_without_sidecar_and_a_bad_frame_keeps_later_frames() {
     assert_eq!(got, want);
     assert_eq!(read_all(&log, k)[0].position, 1);
 }
+
+#[test]
+fn damaged_sidecar_frame_list_is_rebuilt_from_the_segment() {
+    let (dir, config, k) = sealed_log(20);
+    let idx0 = sidecar_path(dir.path(), 0);
+    let mut bytes = std::fs::read(&idx0).unwrap();
+    // The last byte belongs to the frame list, which the summary does not cover.
+    *bytes.last_mut().unwrap() ^= 0xff;
+    std::fs::write(&idx0, bytes).unwrap();
+    let (_, c) = clock(1_000);
+    let log = Log::open(config, c).unwrap();
+    let got: Vec<String> = read_all(&log, k).iter().map(data_of).collect();
+    let want: Vec<String> = (0..20).map(|i| format!("r{i}")).collect();
+    assert_eq!(got, want);
+    assert_eq!(log.position_at_timestamp(k, 1_000).unwrap(), 0);
+}
