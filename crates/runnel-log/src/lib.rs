@@ -67,7 +67,11 @@
 //!    frames of a commit share a `commit_seq` that grows across commits, and
 //!    that each shard's positions are dense. Frames are accepted a whole
 //!    commit at a time (up to a COMMIT_END frame); the file is truncated after
-//!    the last complete commit, so a torn tail never shows up as data.
+//!    the last complete commit, so a torn tail never shows up as data. A bad
+//!    frame with verified frames after it is damage, not a torn tail: the
+//!    scan resynchronises on the next verified frame, and `OnCorruption`
+//!    decides between refusing to open and sealing the segment with what
+//!    verifies (docs/storage.md, "Damage, recovery rules").
 //! 4. For each sealed segment read only the sidecar summary (rebuilt by a scan
 //!    if missing or damaged). Start-up reads sidecar summaries plus at most one
 //!    segment, so it stays in seconds with many gigabytes of data.
