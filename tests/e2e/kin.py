@@ -156,13 +156,13 @@ def wait_healthy(endpoint: str, proc: subprocess.Popen | None = None) -> None:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode}")
         try:
-            with urllib.request.urlopen(endpoint + "/health", timeout=2) as r:
+            with urllib.request.urlopen(endpoint + "/ready", timeout=2) as r:
                 if r.status == 200:
                     return
         except (urllib.error.URLError, OSError) as e:
             last = e
         time.sleep(POLL_INTERVAL_S)
-    raise RuntimeError(f"{endpoint}/health not ready after {STARTUP_TIMEOUT_S}s: {last}")
+    raise RuntimeError(f"{endpoint}/ready not ready after {STARTUP_TIMEOUT_S}s: {last}")
 
 
 def wait_reachable(endpoint: str) -> None:

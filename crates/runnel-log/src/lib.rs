@@ -78,7 +78,11 @@
 //!    frames of a commit share a `commit_seq` that grows across commits, and
 //!    that each shard's positions are dense. Frames are accepted a whole
 //!    commit at a time (up to a COMMIT_END frame); the file is truncated after
-//!    the last complete commit, so a torn tail never shows up as data.
+//!    the last complete commit, so a torn tail never shows up as data. A bad
+//!    frame with verified frames after it is damage, not a torn tail: the
+//!    scan resynchronises on the next verified frame, and `OnCorruption`
+//!    decides between refusing to open and sealing the segment with what
+//!    verifies (docs/storage.md, "Damage, recovery rules").
 //! 4. For each sealed segment read only the sidecar summary (rebuilt by a scan
 //!    if missing or damaged). Start-up reads sidecar summaries plus at most one
 //!    segment, so it stays in seconds with many gigabytes of data.
@@ -131,8 +135,20 @@ pub enum Durability {
     None,
 }
 
+/// What recovery does when it finds damaged data (not a torn tail).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OnCorruption {
+    /// Refuse to open, naming the file and offset; nothing is changed.
+    #[default]
+    Refuse,
+    /// Keep every frame that verifies, set the damaged segment aside as a
+    /// sealed one (a copy of it is kept), report the loss and go on.
+    Skip,
+}
+
 #[derive(Clone, Debug)]
 pub struct LogConfig {
+    pub on_corruption: OnCorruption,
     pub dir: PathBuf,
     pub durability: Durability,
     /// A segment is sealed once it reaches this size.
@@ -162,6 +178,7 @@ impl Default for LogConfig {
             sidecar_cache_entries_max: 4096,
             preallocate_segments: true,
             compact_bytes_per_pass_max: 256 * 1024 * 1024,
+            on_corruption: OnCorruption::Refuse,
         }
     }
 }
@@ -239,6 +256,10 @@ pub enum LogError {
     Poisoned(String),
     #[error("stream {0} was dropped")]
     StreamDropped(u64),
+    /// Internal: a segment went away (retention) while it was being read;
+    /// the read looks again. Never returned by the public API.
+    #[error("segment removed while reading: {0}")]
+    Gone(String),
 }
 
 impl LogError {
@@ -258,6 +279,7 @@ impl LogError {
             LogError::Closed => LogError::Closed,
             LogError::Poisoned(s) => LogError::Poisoned(s.clone()),
             LogError::StreamDropped(u) => LogError::StreamDropped(*u),
+            LogError::Gone(s) => LogError::Gone(s.clone()),
         }
     }
 }
@@ -296,6 +318,8 @@ struct Shared {
     /// (active segment id, bytes of its frames that belonged to streams
     /// dropped since): dropped shards leave the index, so this remembers them.
     dropped_active: Mutex<(u64, u64)>,
+    /// Mirror of the writer's poisoned reason, for health reporting.
+    poisoned: Mutex<Option<String>>,
 }
 
 /// The log. `Send + Sync`; share it with `Arc<Log>`. Dropping it stops the
@@ -307,6 +331,7 @@ pub struct Log {
     pending_kib_max: u32,
     writer: Option<JoinHandle<()>>,
     syncer: Option<JoinHandle<()>>,
+    damage: Vec<String>,
 }
 
 impl Log {
@@ -319,7 +344,7 @@ impl Log {
         clock: Arc<dyn Clock>,
         fs: Arc<dyn Fs>,
     ) -> Result<Log, LogError> {
-        let rec = recovery::recover(&config.dir, &*fs)?;
+        let rec = recovery::recover(&config.dir, &*fs, config.on_corruption)?;
         let pending_kib_max = (config.pending_bytes_max / 1024).clamp(1, u32::MAX as usize) as u32;
         let segment_id = rec.index.active_id;
         let shared = Arc::new(Shared {
@@ -333,6 +358,7 @@ impl Log {
             layout_generation: AtomicU64::new(0),
             roll_requested: std::sync::atomic::AtomicBool::new(false),
             dropped_active: Mutex::new((0, 0)),
+            poisoned: Mutex::new(None),
         });
         let (tx, rx) = mpsc::channel(1024);
         let pipeline = Arc::new(sync::Pipeline::default());
@@ -377,6 +403,7 @@ impl Log {
             pending_kib_max,
             writer: Some(handle),
             syncer: syncer_thread,
+            damage: rec.damage,
         })
     }
 
@@ -500,6 +527,32 @@ impl Log {
             }
         }
         Ok(report)
+    }
+
+    /// What recovery found damaged and skipped at open (empty when the log
+    /// was intact); each entry names the file, the byte range and the loss.
+    pub fn damage_report(&self) -> &[String] {
+        &self.damage
+    }
+
+    /// Every stream uid the log holds state or data for, sorted.
+    pub fn stream_uids(&self) -> Vec<u64> {
+        let index = self.shared.index.read();
+        let mut out: Vec<u64> = index.shards.keys().map(|k| k.stream_uid).collect();
+        out.extend(
+            index
+                .segments
+                .values()
+                .flat_map(|m| m.stream_last_ts.keys().copied()),
+        );
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Why the log cannot take writes, if it cannot.
+    pub fn poisoned(&self) -> Option<String> {
+        self.shared.poisoned.lock().clone()
     }
 
     pub fn stats(&self) -> LogStats {

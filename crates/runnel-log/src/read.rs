@@ -13,6 +13,9 @@ use std::sync::Arc;
 /// Frames fetched per index lookup while reading sequentially.
 const FRAMES_PER_LOOKUP_MAX: usize = 64;
 
+/// Looks again after retention removed a segment under a reader, at most this often.
+const GONE_RETRIES_MAX: usize = 64;
+
 impl Shared {
     /// The frame list of `span`, from the cache or its sidecar.
     fn sealed_frames(
@@ -24,9 +27,51 @@ impl Shared {
             return Ok(f);
         }
         let path = sidecar_path(&self.config.dir, span.segment_id);
-        let frames = Arc::new(crate::sidecar::read_frames(&*self.fs, &path, span)?);
+        let frames = match crate::sidecar::read_frames(&*self.fs, &path, span) {
+            Ok(f) => f,
+            Err(e) if !self.index.read().segments.contains_key(&span.segment_id) => {
+                // Retention deleted the segment after the caller let go of
+                // the index lock; the caller looks again.
+                return Err(LogError::Gone(e.to_string()));
+            }
+            Err(e) => {
+                // A damaged or lost frame list: rebuild it from the segment,
+                // whose frames carry their own checksums.
+                tracing::error!(segment = span.segment_id, error = %e, "sidecar frame list unreadable, scanning the segment");
+                self.frames_by_scan(span, shard)?
+            }
+        };
+        let frames = Arc::new(frames);
         self.cache.lock().insert(span, shard, frames.clone());
         Ok(frames)
+    }
+
+    /// `shard`'s frames in a sealed segment, found by scanning it.
+    fn frames_by_scan(
+        &self,
+        span: &SealedSpan,
+        shard: ShardKey,
+    ) -> Result<Vec<FrameLoc>, LogError> {
+        let file = {
+            let index = self.index.read();
+            match index.segments.get(&span.segment_id) {
+                Some(m) => m.file.clone(),
+                None => return Err(LogError::Gone(format!("segment {}", span.segment_id))),
+            }
+        };
+        let scan = crate::segment::scan(&*file)?.ok_or_else(|| {
+            LogError::Corrupt(format!("segment {} has no valid header", span.segment_id))
+        })?;
+        Ok(scan
+            .frames
+            .into_iter()
+            .filter(|(k, f)| {
+                *k == shard
+                    && f.first_position >= span.first_position
+                    && f.end_position() <= span.end_position
+            })
+            .map(|(_, f)| f)
+            .collect())
     }
 
     /// Frames from the one holding `pos` (or the first stored after it).
@@ -91,8 +136,17 @@ impl Shared {
         }
         let mut records = Vec::new();
         let mut bytes = 0usize;
+        let mut gone = 0usize;
         'outer: loop {
-            let (start, chunk) = self.frames_from(shard, pos)?;
+            let (start, chunk) = match self.frames_from(shard, pos) {
+                // Retention removed what the index showed; look again (a
+                // bounded number of times: the index moves on at once).
+                Err(LogError::Gone(_)) if gone < GONE_RETRIES_MAX => {
+                    gone += 1;
+                    continue;
+                }
+                r => r?,
+            };
             pos = start;
             let Some((file, frames)) = chunk else { break };
             if frames.is_empty() {
@@ -141,6 +195,16 @@ impl Shared {
         shard: ShardKey,
         ts_ms: u64,
     ) -> Result<u64, LogError> {
+        let mut gone = 0usize;
+        loop {
+            match self.position_at_timestamp_once(shard, ts_ms) {
+                Err(LogError::Gone(_)) if gone < GONE_RETRIES_MAX => gone += 1,
+                r => return r,
+            }
+        }
+    }
+
+    fn position_at_timestamp_once(&self, shard: ShardKey, ts_ms: u64) -> Result<u64, LogError> {
         let index = self.index.read();
         let Some(st) = index.shards.get(&shard) else {
             return Ok(0);

@@ -5,7 +5,7 @@ use crate::format::{self, SEGMENT_HEADER_BYTES};
 use crate::fs::{Fs, FsFile};
 use crate::index::{Index, SegmentMeta, ShardState};
 use crate::segment::{self, segment_path, sidecar_path, Scan};
-use crate::{sidecar, LogError, ShardKey};
+use crate::{sidecar, LogError, OnCorruption, ShardKey};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -15,9 +15,62 @@ pub struct Recovered {
     pub active_file: Arc<dyn FsFile>,
     pub active_len: u64,
     pub next_commit_seq: u64,
+    /// Damage found and skipped (only with `OnCorruption::Skip`).
+    pub damage: Vec<String>,
 }
 
-pub fn recover(dir: &Path, fs: &dyn Fs) -> Result<Recovered, LogError> {
+/// Describes damaged ranges of one segment for a report or an error.
+fn describe(path: &Path, damage: &[segment::Damage]) -> String {
+    let ranges: Vec<String> = damage
+        .iter()
+        .map(|d| {
+            format!(
+                "bytes {}..{} ({} bytes: {})",
+                d.offset,
+                d.resume_at,
+                d.bytes(),
+                d.reason
+            )
+        })
+        .collect();
+    format!(
+        "{} is damaged at {}; the frames after it verify",
+        path.display(),
+        ranges.join(", ")
+    )
+}
+
+fn refuse(what: String) -> LogError {
+    LogError::Corrupt(format!(
+        "{what}. Nothing was changed. Restore the file from a backup, or start with \
+         --on-corruption skip to keep every frame that verifies and give up the damaged \
+         bytes (a copy of the segment is kept as *.seg.damaged)"
+    ))
+}
+
+/// Keeps a byte-for-byte copy of a damaged segment next to it.
+fn keep_copy(fs: &dyn Fs, dir: &Path, path: &Path, file: &dyn FsFile) -> Result<(), LogError> {
+    let copy = path.with_extension("seg.damaged");
+    let out = fs.create(&copy)?;
+    let len = file.len()?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    while at < len {
+        let want = ((len - at) as usize).min(buf.len());
+        let n = file.read_at(&mut buf[..want], at)?;
+        if n == 0 {
+            break;
+        }
+        out.write_all_at(&buf[..n], at)?;
+        at += n as u64;
+    }
+    out.sync_data()?;
+    fs.sync_dir(dir)?;
+    Ok(())
+}
+
+pub fn recover(dir: &Path, fs: &dyn Fs, policy: OnCorruption) -> Result<Recovered, LogError> {
+    let mut damage_report = Vec::new();
     fs.create_dir_all(dir)?;
     let mut seg_ids = Vec::new();
     let mut idx_ids = Vec::new();
@@ -54,6 +107,8 @@ pub fn recover(dir: &Path, fs: &dyn Fs) -> Result<Recovered, LogError> {
 
     // The newest segment with a valid header and shard table is the active one.
     let mut active: Option<(u64, Arc<dyn FsFile>, Scan)> = None;
+    // (shard, end position, timestamp) of frames in set-aside segments.
+    let mut salvaged: Vec<(ShardKey, u64, u64)> = Vec::new();
     while let Some(&id) = seg_ids.last() {
         let path = segment_path(dir, id);
         let file = fs.open(&path)?;
@@ -63,12 +118,29 @@ pub fn recover(dir: &Path, fs: &dyn Fs) -> Result<Recovered, LogError> {
                 break;
             }
             _ => {
-                // Nothing in it was ever acknowledged: a segment becomes
-                // writable only after its header and table are synced.
-                tracing::warn!(
-                    segment = id,
-                    "segment without a valid header or shard table, set aside"
-                );
+                // A segment becomes writable only after its header and table
+                // are synced, so one cut short while being created holds no
+                // frame. If verified frames are found, they were acknowledged
+                // and the header was damaged later.
+                let found = segment::salvage(&*file)?;
+                if !found.is_empty() {
+                    let what = format!(
+                        "{} has a damaged header or shard table and {} verified frames after it",
+                        path.display(),
+                        found.len()
+                    );
+                    if policy == OnCorruption::Refuse {
+                        return Err(refuse(what));
+                    }
+                    tracing::error!(%what, "segment set aside; its records are lost");
+                    damage_report.push(what);
+                    salvaged.extend(found);
+                } else {
+                    tracing::warn!(
+                        segment = id,
+                        "segment without a valid header or shard table, set aside"
+                    );
+                }
                 fs.rename(&path, &path.with_extension("seg.corrupt"))?;
                 seg_ids.pop();
             }
@@ -82,17 +154,49 @@ pub fn recover(dir: &Path, fs: &dyn Fs) -> Result<Recovered, LogError> {
         dropped: HashSet::new(),
     };
 
-    let (active_id, active_file, scan) = match active {
-        Some(a) => a,
+    let (mut active_id, mut active_file, mut scan, fresh) = match active {
+        Some((id, file, scan)) => (id, file, scan, false),
         None => {
             let id = max_seen.map_or(0, |m| m + 1);
             let (file, _) = create_segment(dir, fs, id, 1, &[])?;
             let scan = segment::scan(&*file)?
                 .ok_or_else(|| LogError::Corrupt("freshly written segment does not scan".into()))?;
-            (id, file, scan)
+            (id, file, scan, true)
         }
     };
-    if scan.valid_len < scan.file_len && zeros_from(&*active_file, scan.valid_len, scan.file_len)? {
+    let mut lost_bytes = 0u64;
+    if !scan.damage.is_empty() {
+        let path = segment_path(dir, active_id);
+        let what = describe(&path, &scan.damage);
+        if policy == OnCorruption::Refuse {
+            return Err(refuse(what));
+        }
+        tracing::error!(%what, "skipping damaged bytes of the active segment");
+        keep_copy(fs, dir, &path, &*active_file)?;
+        lost_bytes = scan.damage.iter().map(|d| d.bytes()).sum();
+        damage_report.push(what);
+    }
+    // After damage (in the active segment or a set-aside one) the active
+    // segment is sealed with the frames that verify and a new one starts
+    // whose shard table puts every position above anything that may have
+    // been acknowledged; later recoveries never rescan the damaged bytes.
+    let restart = !scan.damage.is_empty() || !salvaged.is_empty();
+    let mut old_table = Vec::new();
+    if restart && !fresh {
+        active_file.set_len(scan.valid_len)?;
+        active_file.sync_data()?;
+        let mut per_shard: BTreeMap<ShardKey, Vec<_>> = BTreeMap::new();
+        for (k, loc) in &scan.frames {
+            per_shard.entry(*k).or_default().push(*loc);
+        }
+        let per_shard: Vec<_> = per_shard.into_iter().collect();
+        let (bytes, _) = sidecar::encode(active_id, &per_shard);
+        sidecar::write(fs, dir, &sidecar_path(dir, active_id), &bytes)?;
+        old_table = std::mem::take(&mut scan.table);
+        active_id += 1;
+    } else if scan.valid_len < scan.file_len
+        && zeros_from(&*active_file, scan.valid_len, scan.file_len)?
+    {
         // The preallocated, never written rest of the active segment.
         tracing::debug!(
             segment = active_id,
@@ -100,6 +204,8 @@ pub fn recover(dir: &Path, fs: &dyn Fs) -> Result<Recovered, LogError> {
             "active segment ends in its preallocated tail"
         );
     } else if scan.valid_len < scan.file_len {
+        // Nothing verifies after this point: a write cut short, never
+        // acknowledged.
         tracing::warn!(
             segment = active_id,
             valid_len = scan.valid_len,
@@ -111,14 +217,38 @@ pub fn recover(dir: &Path, fs: &dyn Fs) -> Result<Recovered, LogError> {
         active_file.sync_data()?;
     }
     let active_sidecar = sidecar_path(dir, active_id);
-    if idx_ids.contains(&active_id) {
+    if idx_ids.contains(&active_id) && !restart {
         fs.remove_file(&active_sidecar)?;
     }
 
     for &id in seg_ids.iter().filter(|&&id| id < active_id) {
-        load_sealed(dir, fs, id, &mut index)?;
+        load_sealed(dir, fs, id, &mut index, policy, &mut damage_report)?;
     }
 
+    if restart {
+        for (key, end, ts) in salvaged.iter().chain(old_table.iter()) {
+            let st = index.shards.entry(*key).or_default();
+            st.next_position = st.next_position.max(*end);
+            st.last_timestamp_ms = st.last_timestamp_ms.max(*ts);
+        }
+        // Damaged bytes may have held records of any shard past its last
+        // intact frame; no shard can have had more records there than this,
+        // so skipping this far never reissues a position.
+        let bump = lost_bytes / format::RECORD_HEADER_BYTES as u64 + 1;
+        for st in index.shards.values_mut() {
+            st.next_position += bump;
+        }
+        let mut table: Vec<(ShardKey, u64, u64)> = index
+            .shards
+            .iter()
+            .map(|(k, s)| (*k, s.next_position, s.last_timestamp_ms))
+            .collect();
+        table.sort_unstable_by_key(|(k, _, _)| *k);
+        let (file, _) = create_segment(dir, fs, active_id, scan.last_commit_seq + 1, &table)?;
+        active_file = file;
+        scan = segment::scan(&*active_file)?
+            .ok_or_else(|| LogError::Corrupt("freshly written segment does not scan".into()))?;
+    }
     for (key, next, ts) in &scan.table {
         let st = index.shards.entry(*key).or_default();
         st.next_position = st.next_position.max(*next);
@@ -147,12 +277,20 @@ pub fn recover(dir: &Path, fs: &dyn Fs) -> Result<Recovered, LogError> {
         active_file,
         active_len: scan.valid_len,
         next_commit_seq: scan.last_commit_seq + 1,
+        damage: damage_report,
     })
 }
 
 /// Loads a sealed segment's summary from its sidecar, rebuilding the sidecar
 /// by scanning the segment if it is missing or damaged.
-fn load_sealed(dir: &Path, fs: &dyn Fs, id: u64, index: &mut Index) -> Result<(), LogError> {
+fn load_sealed(
+    dir: &Path,
+    fs: &dyn Fs,
+    id: u64,
+    index: &mut Index,
+    policy: OnCorruption,
+    report: &mut Vec<String>,
+) -> Result<(), LogError> {
     let path = segment_path(dir, id);
     let file = fs.open(&path)?;
     let idx_path = sidecar_path(dir, id);
@@ -161,13 +299,41 @@ fn load_sealed(dir: &Path, fs: &dyn Fs, id: u64, index: &mut Index) -> Result<()
         Err(e) => {
             tracing::warn!(segment = id, error = %e, "rebuilding sidecar");
             let Some(scan) = segment::scan(&*file)? else {
-                tracing::error!(
-                    segment = id,
-                    "sealed segment has no valid header, set aside"
+                let what = format!(
+                    "sealed segment {} has no valid header or shard table",
+                    path.display()
                 );
+                if policy == OnCorruption::Refuse {
+                    return Err(refuse(what));
+                }
+                tracing::error!(%what, "sealed segment set aside, its records are lost");
                 fs.rename(&path, &path.with_extension("seg.corrupt"))?;
+                report.push(what);
                 return Ok(());
             };
+            // A sealed segment ends at its last frame: anything short of
+            // that is damage, whether or not frames follow it.
+            if !scan.damage.is_empty() || scan.valid_len < scan.file_len {
+                let mut what = if scan.damage.is_empty() {
+                    format!("{} is damaged", path.display())
+                } else {
+                    describe(&path, &scan.damage)
+                };
+                if scan.valid_len < scan.file_len {
+                    what.push_str(&format!(
+                        "; bytes {}..{} at its end do not verify ({})",
+                        scan.valid_len,
+                        scan.file_len,
+                        scan.stop_reason.as_deref().unwrap_or("")
+                    ));
+                }
+                if policy == OnCorruption::Refuse {
+                    return Err(refuse(what));
+                }
+                tracing::error!(%what, "rebuilding the sidecar from the frames that verify");
+                keep_copy(fs, dir, &path, &*file)?;
+                report.push(what);
+            }
             let mut per_shard: BTreeMap<ShardKey, Vec<_>> = BTreeMap::new();
             for (k, loc) in scan.frames {
                 per_shard.entry(k).or_default().push(loc);

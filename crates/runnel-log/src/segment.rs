@@ -12,6 +12,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 const SCAN_BUFFER_BYTES: usize = 8 * 1024 * 1024;
+/// Verified frames in a row that make a resynchronisation point credible
+/// when they do not reach the end of the data.
+const RESYNC_CHAIN_MIN: u32 = 4;
 
 pub fn segment_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:020}.seg"))
@@ -34,6 +37,25 @@ pub struct Scan {
     pub last_commit_seq: u64,
     /// Why the scan stopped before the end of the file, if it did.
     pub stop_reason: Option<String>,
+    /// Damaged byte ranges with verified frames after them (media
+    /// corruption, not a torn tail): the scan resumed after each one.
+    pub damage: Vec<Damage>,
+}
+
+/// A run of bytes that did not verify, followed by a frame that did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Damage {
+    /// Where the first bad frame starts.
+    pub offset: u64,
+    /// Where the next verified frame starts.
+    pub resume_at: u64,
+    pub reason: String,
+}
+
+impl Damage {
+    pub fn bytes(&self) -> u64 {
+        self.resume_at - self.offset
+    }
 }
 
 /// A window over a file for sequential scanning with few syscalls.
@@ -95,12 +117,17 @@ pub fn scan(file: &dyn FsFile) -> Result<Option<Scan>, LogError> {
         file_len,
         last_commit_seq: 0,
         stop_reason: None,
+        damage: Vec::new(),
     };
     let mut next: HashMap<ShardKey, u64> = HashMap::new();
     let mut pending: Vec<(ShardKey, FrameLoc)> = Vec::new();
     let mut pending_next: HashMap<ShardKey, u64> = HashMap::new();
     let mut have_table = false;
     let mut commit_seq: Option<u64> = None;
+    // Set after a resynchronisation: the commit sequence may jump past
+    // what was lost, and so may every shard's positions from then on.
+    let mut after_damage = false;
+    let mut damaged = false;
     loop {
         let header = match read_frame(&mut w, offset)? {
             Ok(Some((h, table))) => {
@@ -119,8 +146,34 @@ pub fn scan(file: &dyn FsFile) -> Result<Option<Scan>, LogError> {
             }
             Ok(None) => break,
             Err(reason) => {
-                scan.stop_reason = Some(reason);
-                break;
+                if !have_table {
+                    return Ok(None);
+                }
+                match resync(&mut w, offset + 1)? {
+                    Some(resume_at) => {
+                        // Verified frames follow: this is damage, not a torn
+                        // tail. The frames already read belong to a commit
+                        // that completed (later commits exist), keep them.
+                        scan.damage.push(Damage {
+                            offset,
+                            resume_at,
+                            reason,
+                        });
+                        if let Some((_, last)) = pending.last() {
+                            scan.valid_len = last.offset + u64::from(last.len);
+                        }
+                        scan.frames.append(&mut pending);
+                        next.extend(pending_next.drain());
+                        offset = resume_at;
+                        after_damage = true;
+                        damaged = true;
+                        continue;
+                    }
+                    None => {
+                        scan.stop_reason = Some(reason);
+                        break;
+                    }
+                }
             }
         };
         if !have_table {
@@ -131,6 +184,7 @@ pub fn scan(file: &dyn FsFile) -> Result<Option<Scan>, LogError> {
         // across group commits it grows.
         let seq_ok = match commit_seq {
             None => true,
+            Some(s) if after_damage => header.commit_seq >= s,
             Some(s) if pending.is_empty() => header.commit_seq >= s,
             Some(s) => header.commit_seq == s,
         };
@@ -147,7 +201,12 @@ pub fn scan(file: &dyn FsFile) -> Result<Option<Scan>, LogError> {
                 .get(&header.shard)
                 .or_else(|| next.get(&header.shard))
                 .copied();
-            if expect.is_some_and(|e| e != header.first_position) {
+            let bad = match expect {
+                Some(e) if damaged => header.first_position < e,
+                Some(e) => header.first_position != e,
+                None => false,
+            };
+            if bad {
                 scan.stop_reason = Some(format!(
                     "frame for {:?} starts at position {} but {:?} was expected",
                     header.shard, header.first_position, expect
@@ -165,6 +224,7 @@ pub fn scan(file: &dyn FsFile) -> Result<Option<Scan>, LogError> {
             pending.push((header.shard, loc));
         }
         offset += u64::from(header.frame_bytes);
+        after_damage = false;
         if header.commit_end() {
             scan.frames.append(&mut pending);
             next.extend(pending_next.drain());
@@ -179,6 +239,69 @@ pub fn scan(file: &dyn FsFile) -> Result<Option<Scan>, LogError> {
         scan.stop_reason = Some("incomplete commit at end of segment".into());
     }
     Ok(Some(scan))
+}
+
+/// Finds the first offset at or after `from` where a records frame
+/// verifies and from which verified frames chain to the end of the data
+/// (end of file or the zero tail). `None` if there is none: what failed was
+/// a torn tail. Frames are not aligned, so every offset is a candidate; the
+/// reserved zero header fields and the checksum reject the others, and the
+/// chain rule rejects a frame image that merely sits inside record data.
+fn resync(w: &mut Window<'_>, from: u64) -> Result<Option<u64>, LogError> {
+    let mut at = from;
+    while at + FRAME_HEADER_BYTES as u64 <= w.file_len {
+        if plausible_header(w, at)? && chains_to_end(w, at)? {
+            return Ok(Some(at));
+        }
+        at += 1;
+    }
+    Ok(None)
+}
+
+fn plausible_header(w: &mut Window<'_>, at: u64) -> Result<bool, LogError> {
+    let Some(h) = w.get(at, FRAME_HEADER_BYTES)? else {
+        return Ok(false);
+    };
+    let len = format::peek_frame_len(h);
+    Ok(h[8] == KIND_RECORDS
+        && h[9] & !format::FLAG_COMMIT_END == 0
+        && h[10..12] == [0, 0]
+        && h[28..32] == [0, 0, 0, 0]
+        && (FRAME_HEADER_BYTES..=FRAME_BYTES_MAX).contains(&len)
+        && at + len as u64 <= w.file_len)
+}
+
+fn chains_to_end(w: &mut Window<'_>, mut at: u64) -> Result<bool, LogError> {
+    let mut frames = 0u32;
+    loop {
+        if at == w.file_len {
+            return Ok(frames > 0);
+        }
+        match read_frame(w, at)? {
+            Ok(Some((h, None))) => {
+                at += u64::from(h.frame_bytes);
+                frames += 1;
+            }
+            Ok(Some((_, Some(_)))) => return Ok(false),
+            Ok(None) => return Ok(frames > 0),
+            Err(_) => {
+                // The preallocated zero tail ends the data; a few verified
+                // frames before a second damaged run are enough, too.
+                return Ok(frames >= RESYNC_CHAIN_MIN || (frames > 0 && is_zero_from(w, at)?));
+            }
+        }
+    }
+}
+
+fn is_zero_from(w: &mut Window<'_>, mut at: u64) -> Result<bool, LogError> {
+    while at < w.file_len {
+        let n = ((w.file_len - at) as usize).min(1 << 20);
+        match w.get(at, n)? {
+            Some(b) if b.iter().all(|&x| x == 0) => at += n as u64,
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
 }
 
 type FrameRead = Result<Option<(FrameHeader, Option<Vec<(ShardKey, u64, u64)>>)>, String>;
@@ -211,4 +334,33 @@ fn read_frame(w: &mut Window<'_>, offset: u64) -> Result<FrameRead, LogError> {
         },
         k => Ok(Err(format!("unknown frame kind {k}"))),
     }
+}
+
+/// What could be read from a segment whose header or shard table is bad:
+/// the verified records frames after the damage (their shard, end position
+/// and timestamp). Empty when the segment holds no verified frame, as when
+/// its creation was cut short.
+pub fn salvage(file: &dyn FsFile) -> Result<Vec<(ShardKey, u64, u64)>, LogError> {
+    let file_len = file.len()?;
+    let mut w = Window {
+        file,
+        file_len,
+        buf: Vec::new(),
+        start: 0,
+    };
+    let mut out = Vec::new();
+    let mut at = format::SEGMENT_HEADER_BYTES as u64;
+    while let Some(resume) = resync(&mut w, at)? {
+        at = resume;
+        while let Ok(Some((h, None))) = read_frame(&mut w, at)? {
+            out.push((
+                h.shard,
+                h.first_position + u64::from(h.record_count),
+                h.timestamp_ms,
+            ));
+            at += u64::from(h.frame_bytes);
+        }
+        at += 1;
+    }
+    Ok(out)
 }

@@ -135,6 +135,7 @@ impl Writer {
                     rw.reason
                 );
                 tracing::error!(%reason, "log poisoned; restart to recover");
+                *self.shared.poisoned.lock() = Some(reason.clone());
                 self.poisoned = Some(reason);
             }
         }
@@ -292,6 +293,7 @@ impl Writer {
             if let Err(undo) = self.file.set_len(start).and_then(|_| self.file.sync_data()) {
                 let reason = format!("write failed ({e}) and could not be undone ({undo})");
                 tracing::error!(%reason, "log poisoned; restart to recover");
+                *self.shared.poisoned.lock() = Some(reason.clone());
                 self.poisoned = Some(reason);
             }
             return Err(e);

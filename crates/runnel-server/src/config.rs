@@ -37,6 +37,13 @@ pub struct ServerConfig {
     pub region: String,
     pub account_id: String,
     pub durability: Durability,
+    /// What start-up does when the record log holds damaged data (not a
+    /// torn tail): "refuse" (default) to start, or "skip" it, keeping every
+    /// record that verifies and reporting the loss on /health.
+    pub on_corruption: String,
+    /// Start even though the catalog is missing while the log holds data:
+    /// that data belongs to no stream and retention deletes it.
+    pub discard_orphaned_log_data: bool,
     /// How long streams stay CREATING / UPDATING / DELETING.
     pub stream_transition_ms: u64,
     /// Size at which a log segment is sealed and a new one started.
@@ -106,6 +113,8 @@ impl Default for ServerConfig {
             region: "us-east-1".into(),
             account_id: "000000000000".into(),
             durability: Durability::Fsync,
+            on_corruption: "refuse".into(),
+            discard_orphaned_log_data: false,
             stream_transition_ms: 500,
             segment_bytes: 64 * 1024 * 1024,
             retention_check_ms: 60_000,
@@ -180,6 +189,12 @@ impl ServerConfig {
 
     /// Checks relations between settings; the message says what to change.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if !matches!(self.on_corruption.as_str(), "refuse" | "skip") {
+            return Err(ConfigError::Invalid(format!(
+                "on_corruption must be 'refuse' or 'skip', got '{}'",
+                self.on_corruption
+            )));
+        }
         if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ConfigError::Invalid(format!(
                 "account_id must be 12 digits, got '{}'",

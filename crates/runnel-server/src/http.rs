@@ -18,6 +18,8 @@ use crate::errors::FrontDoorError;
 
 pub struct AppState {
     pub streams: Arc<StreamsService>,
+    /// The record log, for /health and its counters in /metrics.
+    pub log: Arc<runnel_log::Log>,
     pub request_body_bytes_max: usize,
     /// A request body must arrive whole within this time (`body_timeout_ms`).
     pub request_body_timeout: std::time::Duration,
@@ -189,9 +191,13 @@ async fn route(
     secure: bool,
 ) -> HttpResponse {
     match (req.method(), req.uri().path()) {
-        (&Method::GET, "/health") | (&Method::GET, "/ready") => plain(StatusCode::OK, "ok\n"),
+        // Ready: serving requests. Health: serving and storage intact.
+        (&Method::GET, "/ready") => plain(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/health") => crate::health::health(&state.log),
         (&Method::GET, "/metrics") => {
-            let mut r = Response::new(full(state.metrics.prometheus()));
+            let mut text = state.metrics.prometheus();
+            crate::health::log_metrics(&state.log, &mut text);
+            let mut r = Response::new(full(text));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4"),

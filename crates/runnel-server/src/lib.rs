@@ -17,10 +17,12 @@ pub mod conn;
 pub mod console;
 pub mod errors;
 pub mod frontdoor;
+pub mod health;
 pub mod http;
 pub mod kinesis;
 pub mod kms;
 pub mod server;
+pub mod startup;
 pub mod subscribe;
 pub mod tls;
 

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use runnel_catalog::RedbCatalog;
 use runnel_log::{Log, LogConfig};
 use runnel_streams::{StreamsConfig, StreamsService};
 use runnel_types::{Clock, ManualClock, SystemClock};
@@ -40,6 +39,11 @@ impl Server {
                 Durability::None => runnel_log::Durability::None,
             },
             segment_bytes_max: config.segment_bytes,
+            on_corruption: if config.on_corruption == "skip" {
+                runnel_log::OnCorruption::Skip
+            } else {
+                runnel_log::OnCorruption::Refuse
+            },
             ..LogConfig::default()
         };
         let started = std::time::Instant::now();
@@ -48,8 +52,8 @@ impl Server {
             .await
             .context("log recovery task failed")?
             .context("cannot open the record log")?;
-        let catalog = RedbCatalog::open(&config.data_dir.join("catalog.redb"))
-            .context("cannot open the catalog")?;
+        let log = Arc::new(log);
+        let catalog = crate::startup::open_catalog(&config, &log)?;
         let streams_config = StreamsConfig {
             region: config.region.clone(),
             account_id: config.account_id.clone(),
@@ -64,7 +68,7 @@ impl Server {
             streams_config,
             clock,
             Arc::new(catalog),
-            Arc::new(log),
+            log.clone(),
             metrics.clone(),
         )
         .map_err(|e| anyhow::anyhow!("cannot load streams: {e}"))?;
@@ -114,6 +118,7 @@ impl Server {
             .with_context(|| format!("cannot listen on {}", config.addr))?;
         let state = Arc::new(AppState {
             streams: Arc::new(streams),
+            log,
             request_body_bytes_max: config.request_body_bytes_max,
             request_body_timeout: Duration::from_millis(config.body_timeout_ms),
             test_clock,

@@ -149,6 +149,14 @@ struct ServeArgs {
     /// fsync (default: durable before ack) or none
     #[arg(long, env = "RUNNEL_DURABILITY")]
     durability: Option<Durability>,
+    /// When the record log is damaged: refuse to start (default) or skip
+    /// the damaged bytes, keeping every record that verifies
+    #[arg(long, env = "RUNNEL_ON_CORRUPTION")]
+    on_corruption: Option<String>,
+    /// Start although catalog.redb is missing and the log holds records of
+    /// streams no longer known; retention then deletes those records
+    #[arg(long)]
+    discard_orphaned_log_data: bool,
     /// How long streams stay CREATING/UPDATING/DELETING, in ms [default: 500]
     #[arg(long, env = "RUNNEL_STREAM_TRANSITION_MS")]
     stream_transition_ms: Option<u64>,
@@ -210,6 +218,12 @@ impl ServeArgs {
         }
         if let Some(v) = self.durability {
             c.durability = v;
+        }
+        if let Some(v) = self.on_corruption {
+            c.on_corruption = v;
+        }
+        if self.discard_orphaned_log_data {
+            c.discard_orphaned_log_data = true;
         }
         if let Some(v) = self.stream_transition_ms {
             c.stream_transition_ms = v;

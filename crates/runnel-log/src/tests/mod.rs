@@ -3,6 +3,7 @@
 mod basic;
 mod compact;
 mod compact_crash;
+mod corruption;
 pub(crate) mod faults;
 mod pipeline;
 mod recovery;

@@ -2,17 +2,17 @@
 
 use super::*;
 use crate::segment::segment_path;
-use crate::LogError;
+use crate::{LogError, OnCorruption};
 use proptest::test_runner::{Config, TestRunner};
 
-struct Base {
-    dir: tempfile::TempDir,
+pub(super) struct Base {
+    pub dir: tempfile::TempDir,
     /// File length of segment 0 after open (index 0) and after each commit.
-    boundaries: Vec<u64>,
-    commits: Vec<Vec<(ShardKey, Vec<String>)>>,
+    pub boundaries: Vec<u64>,
+    pub commits: Vec<Vec<(ShardKey, Vec<String>)>>,
 }
 
-const SHARDS: [ShardKey; 4] = [
+pub(super) const SHARDS: [ShardKey; 4] = [
     ShardKey {
         stream_uid: 1,
         shard_index: 0,
@@ -31,7 +31,7 @@ const SHARDS: [ShardKey; 4] = [
     },
 ];
 
-fn build_base() -> Base {
+pub(super) fn build_base() -> Base {
     let dir = tempfile::tempdir().unwrap();
     let (_, c) = clock(1_000);
     let log = open(cfg(dir.path()), &c);
@@ -73,6 +73,50 @@ fn open_damaged(base: &Base, damage: impl FnOnce(&mut Vec<u8>)) -> (tempfile::Te
     let (_, c) = clock(1_000);
     let log = open(cfg(copy.path()), &c);
     (copy, log)
+}
+
+/// Like `open_damaged`, with a corruption policy, returning the open result.
+pub(super) fn try_open_damaged(
+    base: &Base,
+    on_corruption: OnCorruption,
+    damage: impl FnOnce(&mut Vec<u8>),
+) -> (tempfile::TempDir, Result<Log, LogError>) {
+    let copy = tempfile::tempdir().unwrap();
+    let mut bytes = std::fs::read(segment_path(base.dir.path(), 0)).unwrap();
+    damage(&mut bytes);
+    std::fs::write(segment_path(copy.path(), 0), bytes).unwrap();
+    let (_, c) = clock(1_000);
+    let config = LogConfig {
+        on_corruption,
+        ..cfg(copy.path())
+    };
+    let log = Log::open(config, c);
+    (copy, log)
+}
+
+/// (position, data) of every record of shard `k`, except those of the
+/// (commit, group) pairs in `lost`.
+pub(super) fn expected(base: &Base, k: ShardKey, lost: &[(usize, usize)]) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    let mut pos = 0u64;
+    for (ci, c) in base.commits.iter().enumerate() {
+        for (gi, (kk, v)) in c.iter().enumerate() {
+            if *kk != k {
+                continue;
+            }
+            for d in v {
+                if !lost.contains(&(ci, gi)) {
+                    out.push((pos, d.clone()));
+                }
+                pos += 1;
+            }
+        }
+    }
+    out
+}
+
+pub(super) fn data_of(r: &crate::StoredRecord) -> String {
+    String::from_utf8(r.data.to_vec()).unwrap()
 }
 
 /// Asserts the log holds exactly the first `n` commits of the base.
@@ -136,15 +180,42 @@ fn truncated_tail_recovers_a_prefix_of_whole_commits() {
 fn flipped_byte_is_detected_never_returned() {
     let base = build_base();
     let total = *base.boundaries.last().unwrap();
+    let last_commit_start = base.boundaries[base.boundaries.len() - 2];
     let mut runner = TestRunner::new(Config {
         cases: 96,
         ..Config::default()
     });
     runner
         .run(&(0..total, 1u8..=255), |(at, mask)| {
-            let (_copy, log) = open_damaged(&base, |b| b[at as usize] ^= mask);
-            // The damaged commit and everything after it are cut.
-            assert_prefix(&base, &log, commits_before(&base, at));
+            let (_copy, opened) =
+                try_open_damaged(&base, OnCorruption::Refuse, |b| b[at as usize] ^= mask);
+            match opened {
+                // Only damage in the last commit looks like a torn tail.
+                Ok(log) => {
+                    assert!(at >= last_commit_start, "flip at {at} accepted");
+                    assert_prefix(&base, &log, commits_before(&base, at));
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    assert!(msg.contains("--on-corruption skip"), "{msg}");
+                }
+            }
+            // With skip, whatever is served is original data at its
+            // original position, and no position is reissued.
+            let (_copy, opened) =
+                try_open_damaged(&base, OnCorruption::Skip, |b| b[at as usize] ^= mask);
+            let log = opened.unwrap();
+            for k in SHARDS {
+                let want = expected(&base, k, &[]);
+                for r in read_all(&log, k) {
+                    assert!(want.contains(&(r.position, data_of(&r))), "{r:?}");
+                }
+                let old_end = want.len() as u64;
+                let ack = block_on(log.append(vec![(k, vec![rec("new")])])).unwrap();
+                if at < last_commit_start {
+                    assert!(ack[0].first_position >= old_end);
+                }
+            }
             Ok(())
         })
         .unwrap();
