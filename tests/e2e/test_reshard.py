@@ -165,8 +165,8 @@ def test_split_and_merge_errors(kinesis, make_stream):
     kin.expect_error("ResourceNotFoundException", kinesis.merge_shards, StreamName=name,
                      ShardToMerge=_sid(0), AdjacentShardToMerge=_sid(9))
     start1, end1 = ranges[1]
-    # NewStartingHashKey must be inside (StartingHashKey, EndingHashKey].
-    for bad in (start1, end1 + 1, 0):
+    # NewStartingHashKey must be > StartingHashKey + 1 and < EndingHashKey (AWS).
+    for bad in (start1, start1 + 1, end1, end1 + 1, 0):
         kin.expect_error("InvalidArgumentException", kinesis.split_shard, StreamName=name,
                          ShardToSplit=_sid(1), NewStartingHashKey=str(bad), contains=("NewStartingHashKey",))
     kin.expect_error("InvalidArgumentException", kinesis.merge_shards, StreamName=name,
@@ -175,11 +175,11 @@ def test_split_and_merge_errors(kinesis, make_stream):
                      ShardToMerge=_sid(1), AdjacentShardToMerge=_sid(1))
     assert kin.open_ranges(kinesis, name) == ranges  # nothing changed
 
-    # The smallest legal split: a one-key child at the end of the range.
-    kinesis.split_shard(StreamName=name, ShardToSplit=_sid(1), NewStartingHashKey=str(end1))
+    # The smallest legal split at the end: a two-key child.
+    kinesis.split_shard(StreamName=name, ShardToSplit=_sid(1), NewStartingHashKey=str(end1 - 1))
     kin.wait_status(kinesis, name, "ACTIVE")
     shards = _by_id(kin.list_shards_all(kinesis, name))
-    assert kin.hash_range(shards[_sid(4)]) == (end1, end1)
+    assert kin.hash_range(shards[_sid(4)]) == (end1 - 1, end1)
     # A shard that was split is closed for good.
     kin.expect_error("ResourceInUseException", kinesis.split_shard, StreamName=name,
                      ShardToSplit=_sid(1), NewStartingHashKey=str(start1 + 1))
@@ -220,13 +220,13 @@ def test_resharding_needs_active_stream_and_respects_shard_limit():
         _advance(srv.endpoint, transition_ms + 1)
         kin.wait_status(c, "lim", "ACTIVE")
 
-        c.split_shard(StreamName="lim", ShardToSplit=_sid(1), NewStartingHashKey=str(HALF + 1))
+        c.split_shard(StreamName="lim", ShardToSplit=_sid(1), NewStartingHashKey=str(HALF + 2))
         _advance(srv.endpoint, transition_ms + 1)
         kin.wait_status(c, "lim", "ACTIVE")
         limits = c.describe_limits()
         assert (limits["ShardLimit"], limits["OpenShardCount"]) == (4, 4)
         kin.expect_error("LimitExceededException", c.split_shard, StreamName="lim",
-                         ShardToSplit=_sid(2), NewStartingHashKey="1")
+                         ShardToSplit=_sid(2), NewStartingHashKey="2")
         kin.expect_error("LimitExceededException", c.update_shard_count, StreamName="lim",
                          TargetShardCount=5, ScalingType="UNIFORM_SCALING")
         assert kin.wait_status(c, "lim", "ACTIVE")["OpenShardCount"] == 4
@@ -234,7 +234,7 @@ def test_resharding_needs_active_stream_and_respects_shard_limit():
         c.merge_shards(StreamName="lim", ShardToMerge=_sid(2), AdjacentShardToMerge=_sid(3))
         _advance(srv.endpoint, transition_ms + 1)
         kin.wait_status(c, "lim", "ACTIVE")
-        c.split_shard(StreamName="lim", ShardToSplit=_sid(6), NewStartingHashKey="1")
+        c.split_shard(StreamName="lim", ShardToSplit=_sid(6), NewStartingHashKey="2")
         _advance(srv.endpoint, transition_ms + 1)
         kin.wait_status(c, "lim", "ACTIVE")
         kin.assert_shard_map(kin.list_shards_all(c, "lim"))

@@ -255,7 +255,13 @@ impl StreamsService {
                 encryption_type: Self::encryption_type(&entry),
                 key_id: Self::encryption_key_id(&entry),
                 open_shard_count: entry.routes.len() as u32,
-                consumer_count: 0,
+                // Consumers being registered or deregistered count, as they
+                // do in ListStreamConsumers.
+                consumer_count: rec
+                    .consumers
+                    .iter()
+                    .filter(|c| self.consumer_state(c).is_some())
+                    .count() as u32,
                 max_record_size_in_kib: rec.max_record_size_kib,
                 warm_throughput: (rec.mode == StreamMode::OnDemand).then(|| WarmThroughputOut {
                     target_mi_bps: rec.warm_throughput_mibps.unwrap_or(0),

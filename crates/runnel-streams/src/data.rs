@@ -380,6 +380,14 @@ impl StreamsService {
         let key = entry.shard_key(index);
         let now = self.now_ms();
         let kind = input.shard_iterator_type.as_deref().unwrap_or_default();
+        let by_sequence = matches!(kind, "AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER");
+        if by_sequence != input.starting_sequence_number.is_some() {
+            // AWS's wording, as recorded against the real service.
+            return Err(StreamsError::InvalidArgument(format!(
+                "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {kind} and {} StartingSequenceNumber.",
+                if by_sequence { "no" } else { "also a" }
+            )));
+        }
         let position = match kind {
             "TRIM_HORIZON" => self
                 .log

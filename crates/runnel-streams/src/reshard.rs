@@ -112,7 +112,7 @@ impl StreamsService {
         let key_text = input.new_starting_hash_key.unwrap_or_default();
         self.reshard_target(&entry, "splitting")?;
         let (index, start, end) = self.open_shard(&entry, &shard_id, "splitting")?;
-        let key = key_text.parse::<u128>().ok().filter(|k| *k > start && *k <= end).ok_or_else(|| {
+        let key = key_text.parse::<u128>().ok().filter(|k| start.checked_add(1).is_some_and(|s1| *k > s1) && *k < end).ok_or_else(|| {
             StreamsError::InvalidArgument(format!(
                 "NewStartingHashKey {key_text} used in SplitShard() on shard {shard_id} in stream {} under account {} is not both greater than one plus the shard's StartingHashKey {start} and less than the shard's EndingHashKey {end}.",
                 entry.rec.name, self.cfg.account_id
