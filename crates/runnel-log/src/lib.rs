@@ -162,6 +162,11 @@ pub struct LogConfig {
     /// Allocate each active segment's full size when it is created (see
     /// `writer.rs`); off only in tests that read commit boundaries off the file length.
     pub preallocate_segments: bool,
+    /// Sync on a second thread while the writer writes the next commits (the
+    /// two-stage pipeline of `sync.rs`). Off by default: measured here, the
+    /// extra hand-off costs single-record requests ~13 % and gains nothing for
+    /// large ones (docs/storage.md); kept to measure on other disks.
+    pub sync_thread: bool,
     /// Bytes of live frames compaction copies in one retention pass at most
     /// (it reads and writes in chunks of at most 1 MiB).
     pub compact_bytes_per_pass_max: u64,
@@ -177,6 +182,7 @@ impl Default for LogConfig {
             commit_bytes_max: 8 * 1024 * 1024,
             sidecar_cache_entries_max: 4096,
             preallocate_segments: true,
+            sync_thread: false,
             compact_bytes_per_pass_max: 256 * 1024 * 1024,
             on_corruption: OnCorruption::Refuse,
         }
@@ -364,7 +370,7 @@ impl Log {
         let pipeline = Arc::new(sync::Pipeline::default());
         let mut syncer_thread = None;
         let mut syncer_tx = None;
-        if shared.config.durability == Durability::Fsync {
+        if shared.config.durability == Durability::Fsync && shared.config.sync_thread {
             let (stx, srx) = std::sync::mpsc::channel();
             let syncer = sync::Syncer {
                 shared: shared.clone(),

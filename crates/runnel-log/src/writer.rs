@@ -275,11 +275,47 @@ impl Writer {
                     }
                 }
             }
-            _ => {
+            (None, Durability::Fsync) => {
+                // Synced on this thread (the default, see `LogConfig::sync_thread`).
+                self.shared
+                    .counters
+                    .syncs
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if let Err(e) = self.file.sync_data() {
+                    tracing::error!(error = %e, segment = self.segment_id, "sync failed");
+                    self.undo(start, &e);
+                    let e = LogError::Io(e);
+                    for r in written.replies {
+                        r.fail(e.duplicate());
+                    }
+                    return;
+                }
                 publish(&self.shared, &written);
                 for r in written.replies {
                     r.ok();
                 }
+            }
+            (_, Durability::None) => {
+                publish(&self.shared, &written);
+                for r in written.replies {
+                    r.ok();
+                }
+            }
+        }
+    }
+
+    /// Cuts a failed commit (from `start`) off the file and takes its
+    /// positions back; poisons the log if even that fails.
+    fn undo(&mut self, start: u64, cause: &std::io::Error) {
+        self.tails.clear();
+        match self.file.set_len(start).and_then(|_| self.file.sync_data()) {
+            Ok(()) => self.offset = start,
+            Err(undo) => {
+                let reason =
+                    format!("sync failed ({cause}) and the commit could not be undone ({undo})");
+                tracing::error!(%reason, "log poisoned; restart to recover");
+                *self.shared.poisoned.lock() = Some(reason.clone());
+                self.poisoned = Some(reason);
             }
         }
     }

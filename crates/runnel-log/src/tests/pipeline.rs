@@ -14,12 +14,18 @@ const APPENDS_PER_PRODUCER: usize = 60;
 type Acked = BTreeMap<(ShardKey, u64), String>;
 
 fn run(segment_bytes_max: u64, inject: bool) {
+    run_with(segment_bytes_max, inject, false);
+    run_with(segment_bytes_max, inject, true);
+}
+
+fn run_with(segment_bytes_max: u64, inject: bool, sync_thread: bool) {
     let dir = tempfile::tempdir().unwrap();
     let (_, c) = clock(5_000);
     let fs = Arc::new(FaultyFs::default());
     let mut config = cfg(dir.path());
     config.segment_bytes_max = segment_bytes_max;
     config.preallocate_segments = true;
+    config.sync_thread = sync_thread;
     let log = Arc::new(Log::open_with_fs(config.clone(), c.clone(), fs.clone()).unwrap());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -174,11 +180,17 @@ fn preallocated_segment_recovers_and_cuts_a_torn_commit() {
 /// off the file at once, so a reopen (or a crash) never finds them.
 #[test]
 fn failed_last_commit_is_never_recovered() {
+    failed_last_commit_is_never_recovered_with(false);
+    failed_last_commit_is_never_recovered_with(true);
+}
+
+fn failed_last_commit_is_never_recovered_with(sync_thread: bool) {
     let dir = tempfile::tempdir().unwrap();
     let (_, c) = clock(5_000);
     let fs = Arc::new(FaultyFs::default());
     let mut config = cfg(dir.path());
     config.preallocate_segments = true;
+    config.sync_thread = sync_thread;
     let k = key(6, 0);
     let log = Log::open_with_fs(config.clone(), c.clone(), fs.clone()).unwrap();
     block_on(log.append(vec![(k, vec![rec("kept")])])).unwrap();
