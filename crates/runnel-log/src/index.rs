@@ -66,6 +66,18 @@ pub struct Index {
 }
 
 impl Index {
+    /// Every shard's (next position, last timestamp), sorted: the shard
+    /// table a new segment starts with.
+    pub fn shard_table(&self) -> Vec<(ShardKey, u64, u64)> {
+        let mut table: Vec<(ShardKey, u64, u64)> = self
+            .shards
+            .iter()
+            .map(|(k, s)| (*k, s.next_position, s.last_timestamp_ms))
+            .collect();
+        table.sort_unstable_by_key(|(k, _, _)| *k);
+        table
+    }
+
     pub fn active_file(&self) -> Option<Arc<dyn FsFile>> {
         self.segments.get(&self.active_id).map(|m| m.file.clone())
     }

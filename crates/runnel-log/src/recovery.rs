@@ -238,12 +238,7 @@ pub fn recover(dir: &Path, fs: &dyn Fs, policy: OnCorruption) -> Result<Recovere
         for st in index.shards.values_mut() {
             st.next_position += bump;
         }
-        let mut table: Vec<(ShardKey, u64, u64)> = index
-            .shards
-            .iter()
-            .map(|(k, s)| (*k, s.next_position, s.last_timestamp_ms))
-            .collect();
-        table.sort_unstable_by_key(|(k, _, _)| *k);
+        let table = index.shard_table();
         let (file, _) = create_segment(dir, fs, active_id, scan.last_commit_seq + 1, &table)?;
         active_file = file;
         scan = segment::scan(&*active_file)?

@@ -355,13 +355,7 @@ impl Writer {
                 .map(|(k, s)| (*k, s.active.clone()))
                 .collect();
             per_shard.sort_unstable_by_key(|(k, _)| *k);
-            let mut table: Vec<(ShardKey, u64, u64)> = index
-                .shards
-                .iter()
-                .map(|(k, s)| (*k, s.next_position, s.last_timestamp_ms))
-                .collect();
-            table.sort_unstable_by_key(|(k, _, _)| *k);
-            (per_shard, table)
+            (per_shard, index.shard_table())
         };
         // A sealed segment ends at its last frame: cut the preallocated tail,
         // and make every frame durable before the sidecar that indexes them
