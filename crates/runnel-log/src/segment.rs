@@ -67,6 +67,17 @@ struct Window<'a> {
 }
 
 impl<'a> Window<'a> {
+    fn new(file: &'a dyn FsFile) -> Result<Self, LogError> {
+        Ok(Window {
+            file_len: file.len()?,
+            file,
+            buf: Vec::new(),
+            start: 0,
+        })
+    }
+}
+
+impl<'a> Window<'a> {
     /// Bytes `[offset, offset + len)`, or `None` if the file ends first.
     fn get(&mut self, offset: u64, len: usize) -> io::Result<Option<&[u8]>> {
         if offset + len as u64 > self.file_len {
@@ -94,13 +105,8 @@ impl<'a> Window<'a> {
 /// Scans a segment. `Ok(None)` means it has no valid header and shard table
 /// (a segment whose creation was cut short, or garbage).
 pub fn scan(file: &dyn FsFile) -> Result<Option<Scan>, LogError> {
-    let file_len = file.len()?;
-    let mut w = Window {
-        file,
-        file_len,
-        buf: Vec::new(),
-        start: 0,
-    };
+    let mut w = Window::new(file)?;
+    let file_len = w.file_len;
     let segment_id = match w.get(0, format::SEGMENT_HEADER_BYTES)? {
         Some(h) => match format::parse_segment_header(h) {
             Some(id) => id,
@@ -341,13 +347,7 @@ fn read_frame(w: &mut Window<'_>, offset: u64) -> Result<FrameRead, LogError> {
 /// and timestamp). Empty when the segment holds no verified frame, as when
 /// its creation was cut short.
 pub fn salvage(file: &dyn FsFile) -> Result<Vec<(ShardKey, u64, u64)>, LogError> {
-    let file_len = file.len()?;
-    let mut w = Window {
-        file,
-        file_len,
-        buf: Vec::new(),
-        start: 0,
-    };
+    let mut w = Window::new(file)?;
     let mut out = Vec::new();
     let mut at = format::SEGMENT_HEADER_BYTES as u64;
     while let Some(resume) = resync(&mut w, at)? {

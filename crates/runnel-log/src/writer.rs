@@ -103,6 +103,13 @@ impl Writer {
         }
     }
 
+    /// Refuses every later append (and says why on `/health`) until reopened.
+    fn poison(&mut self, reason: String) {
+        tracing::error!(%reason, "log poisoned; restart to recover");
+        *self.shared.poisoned.lock() = Some(reason.clone());
+        self.poisoned = Some(reason);
+    }
+
     fn fail_all(batch: Vec<AppendRequest>, e: &LogError) {
         for r in batch {
             let _ = r.reply.send(Err(e.duplicate()));
@@ -134,9 +141,7 @@ impl Writer {
                     "sync failed ({}) and the commit could not be undone ({undo})",
                     rw.reason
                 );
-                tracing::error!(%reason, "log poisoned; restart to recover");
-                *self.shared.poisoned.lock() = Some(reason.clone());
-                self.poisoned = Some(reason);
+                self.poison(reason);
             }
         }
     }
@@ -313,9 +318,7 @@ impl Writer {
             Err(undo) => {
                 let reason =
                     format!("sync failed ({cause}) and the commit could not be undone ({undo})");
-                tracing::error!(%reason, "log poisoned; restart to recover");
-                *self.shared.poisoned.lock() = Some(reason.clone());
-                self.poisoned = Some(reason);
+                self.poison(reason);
             }
         }
     }
@@ -328,9 +331,7 @@ impl Writer {
         if let Err(e) = self.file.write_all_at(&self.buf, start) {
             if let Err(undo) = self.file.set_len(start).and_then(|_| self.file.sync_data()) {
                 let reason = format!("write failed ({e}) and could not be undone ({undo})");
-                tracing::error!(%reason, "log poisoned; restart to recover");
-                *self.shared.poisoned.lock() = Some(reason.clone());
-                self.poisoned = Some(reason);
+                self.poison(reason);
             }
             return Err(e);
         }
