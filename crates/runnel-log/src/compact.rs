@@ -25,7 +25,7 @@
 
 use crate::format::{self, KIND_RECORDS};
 use crate::fs::{read_exact_at, Fs, FsFile};
-use crate::index::{FrameLoc, SealedSpan, SegmentMeta};
+use crate::index::{FrameLoc, SealedSpan, SegmentMeta, StreamAgg};
 use crate::retention::Liveness;
 use crate::segment::{segment_path, sidecar_path};
 use crate::{sidecar, LogError, RetentionReport, ShardKey, Shared};
@@ -141,36 +141,33 @@ impl Shared {
     /// shard's timestamps never decrease) or its size is unknown.
     fn plan(&self, live: &Liveness) -> Result<Vec<SegmentPlan>, LogError> {
         #[allow(clippy::type_complexity)]
-        let segments: Vec<(u64, u64, Arc<dyn FsFile>, Vec<(ShardKey, SealedSpan)>)> = {
+        let segments: Vec<(u64, u64, Vec<(u64, StreamAgg)>)> = {
             let index = self.index.read();
-            let mut spans: HashMap<u64, Vec<(ShardKey, SealedSpan)>> = HashMap::new();
-            for (k, st) in &index.shards {
-                for s in &st.sealed {
-                    spans.entry(s.segment_id).or_default().push((*k, *s));
-                }
-            }
             index
                 .segments
                 .iter()
                 .filter(|(id, _)| **id != index.active_id)
                 .map(|(id, m)| {
-                    let spans = spans.remove(id).unwrap_or_default();
-                    (*id, m.bytes, m.file.clone(), spans)
+                    (
+                        *id,
+                        m.bytes,
+                        m.streams.iter().map(|(u, a)| (*u, *a)).collect(),
+                    )
                 })
                 .collect()
         };
         let full = self.config.segment_bytes_max.max(1);
         let mut out = Vec::with_capacity(segments.len());
-        for (id, size, file, spans) in segments {
+        for (id, size, streams) in segments {
             let mut live_bytes = 0u64;
             let mut unsure = Vec::new();
-            for (k, s) in spans {
-                let first_live = live.live(k.stream_uid, s.first_timestamp_ms);
-                let last_live = live.live(k.stream_uid, s.last_timestamp_ms);
-                if first_live && s.bytes > 0 {
-                    live_bytes += u64::from(s.bytes);
+            for (uid, a) in streams {
+                let first_live = live.live(uid, a.first_ts);
+                let last_live = live.live(uid, a.last_ts);
+                if first_live && a.bytes > 0 {
+                    live_bytes += a.bytes;
                 } else if last_live {
-                    unsure.push((k, s));
+                    unsure.push(uid);
                 }
             }
             let small = size * SMALL_FRACTION_DEN < full;
@@ -179,14 +176,23 @@ impl Shared {
             };
             if !unsure.is_empty() {
                 if small || dead_enough(live_bytes) {
+                    let detail = self.detail(id)?;
                     let path = sidecar_path(&self.config.dir, id);
-                    for (k, s) in unsure {
-                        let frames = sidecar::read_frames(&*self.fs, &path, &s)?;
-                        live_bytes += frames
-                            .iter()
-                            .filter(|f| live.live(k.stream_uid, f.timestamp_ms))
-                            .map(|f| u64::from(f.len))
-                            .sum::<u64>();
+                    for (k, s) in detail
+                        .spans
+                        .iter()
+                        .filter(|(k, _)| unsure.contains(&k.stream_uid))
+                    {
+                        if live.live(k.stream_uid, s.first_timestamp_ms) && s.bytes > 0 {
+                            live_bytes += u64::from(s.bytes);
+                        } else if live.live(k.stream_uid, s.last_timestamp_ms) {
+                            let frames = sidecar::read_frames(&*self.fs, &path, s)?;
+                            live_bytes += frames
+                                .iter()
+                                .filter(|f| live.live(k.stream_uid, f.timestamp_ms))
+                                .map(|f| u64::from(f.len))
+                                .sum::<u64>();
+                        }
                     }
                 } else {
                     // Not a candidate whatever they hold: count them as live.
@@ -198,6 +204,7 @@ impl Shared {
             let mut has_dead = dead_enough(live_bytes);
             if has_dead && live_bytes > 0 {
                 let mut prefix = [0u8; 8];
+                let file = self.segment_file(id)?;
                 read_exact_at(&*file, &mut prefix, format::SEGMENT_HEADER_BYTES as u64)?;
                 live_bytes +=
                     (format::SEGMENT_HEADER_BYTES + format::peek_frame_len(&prefix)) as u64;
@@ -229,12 +236,7 @@ impl Shared {
             return Ok(None);
         };
         let dir = &self.config.dir;
-        #[allow(clippy::type_complexity)]
-        let (files, spans, old_bytes): (
-            HashMap<u64, Arc<dyn FsFile>>,
-            Vec<(ShardKey, SealedSpan)>,
-            u64,
-        ) = {
+        let old_bytes: u64 = {
             let index = self.index.read();
             // Only consecutive sealed segments: no other id may lie between.
             let present: Vec<u64> = index
@@ -245,22 +247,23 @@ impl Shared {
             if present != ids || last >= index.active_id {
                 return Ok(None);
             }
-            let files = ids
-                .iter()
-                .filter_map(|id| index.segments.get(id).map(|m| (*id, m.file.clone())))
-                .collect();
-            let old_bytes = ids
-                .iter()
+            ids.iter()
                 .filter_map(|id| index.segments.get(id).map(|m| m.bytes))
-                .sum();
-            let spans = index
-                .shards
-                .iter()
-                .flat_map(|(k, st)| st.sealed.iter().map(move |s| (*k, *s)))
-                .filter(|(_, s)| ids.contains(&s.segment_id))
-                .collect();
-            (files, spans, old_bytes)
+                .sum()
         };
+        let mut files: HashMap<u64, Arc<dyn FsFile>> = HashMap::new();
+        let mut spans: Vec<(ShardKey, SealedSpan)> = Vec::new();
+        let mut ends = Vec::new();
+        for id in ids {
+            files.insert(*id, self.segment_file(*id)?);
+            let detail = self.detail(*id)?;
+            spans.extend(detail.spans.iter().copied());
+            if *id == last {
+                // The compacted segment takes the place (and id) of the
+                // newest one, so it ends where that one ended.
+                ends = detail.ends.clone();
+            }
+        }
 
         // Live frames, in (segment, offset) order.
         let mut kept: Vec<(u64, ShardKey, FrameLoc)> = Vec::new();
@@ -291,8 +294,9 @@ impl Shared {
 
         let seg_tmp = tmp_path(dir, last, "seg.compact.tmp");
         let idx_tmp = tmp_path(dir, last, "idx.compact.tmp");
-        let written = self.write_compacted(&files, &kept, last, replaces, &seg_tmp, &idx_tmp);
-        let (out, new_len, copied, new_spans) = match written {
+        let written =
+            self.write_compacted(&files, &kept, last, replaces, &ends, (&seg_tmp, &idx_tmp));
+        let (new_len, copied, new_streams) = match written {
             Ok(w) => w,
             Err(e) => {
                 let _ = self.fs.remove_file(&seg_tmp);
@@ -300,14 +304,7 @@ impl Shared {
                 return Err(e);
             }
         };
-        self.switch(
-            ids,
-            out,
-            new_len,
-            &new_spans,
-            (&seg_tmp, &idx_tmp),
-            old_bytes,
-        )?;
+        self.switch(ids, new_len, new_streams, (&seg_tmp, &idx_tmp), old_bytes)?;
         Ok(Some((old_bytes, new_len, copied)))
     }
 
@@ -320,9 +317,9 @@ impl Shared {
         kept: &[(u64, ShardKey, FrameLoc)],
         id: u64,
         replaces: u32,
-        seg_tmp: &Path,
-        idx_tmp: &Path,
-    ) -> Result<(Arc<dyn FsFile>, u64, u64, Vec<(ShardKey, SealedSpan)>), LogError> {
+        ends: &[(ShardKey, u64, u64)],
+        (seg_tmp, idx_tmp): (&Path, &Path),
+    ) -> Result<(u64, u64, Vec<(u64, StreamAgg)>), LogError> {
         let out = self.fs.create(seg_tmp)?;
         let mut buf = Vec::with_capacity(COPY_CHUNK_BYTES);
         buf.extend_from_slice(&format::compacted_segment_header(id, replaces));
@@ -383,21 +380,20 @@ impl Shared {
         flushed += buf.len() as u64;
         out.sync_data()?;
         let per_shard: Vec<(ShardKey, Vec<FrameLoc>)> = per_shard.into_iter().collect();
-        let (idx_bytes, spans) = sidecar::encode(id, &per_shard);
+        let enc = sidecar::encode(id, &per_shard, ends);
         let idx = self.fs.create(idx_tmp)?;
-        idx.write_all_at(&idx_bytes, 0)?;
+        idx.write_all_at(&enc.bytes, 0)?;
         idx.sync_data()?;
         self.fs.sync_dir(&self.config.dir)?;
-        Ok((out, flushed, copied, spans))
+        Ok((flushed, copied, enc.streams))
     }
 
     /// Steps 2 to 6: puts the compacted segment in place of the old ones.
     fn switch(
         &self,
         ids: &[u64],
-        out: Arc<dyn FsFile>,
         new_len: u64,
-        new_spans: &[(ShardKey, SealedSpan)],
+        new_streams: Vec<(u64, StreamAgg)>,
         (seg_tmp, idx_tmp): (&Path, &Path),
         old_bytes: u64,
     ) -> Result<(), LogError> {
@@ -441,11 +437,6 @@ impl Shared {
             // Reads of this segment fail until a restart rebuilds its sidecar.
             tracing::error!(segment = id, error = %e, "cannot install the compacted sidecar");
         }
-        let mut stream_last_ts: HashMap<u64, u64> = HashMap::new();
-        for (k, s) in new_spans {
-            let t = stream_last_ts.entry(k.stream_uid).or_insert(0);
-            *t = (*t).max(s.last_timestamp_ms);
-        }
         {
             let mut index = self.index.write();
             for old in ids {
@@ -454,25 +445,16 @@ impl Shared {
             index.segments.insert(
                 id,
                 SegmentMeta {
-                    file: out,
                     bytes: new_len,
-                    stream_last_ts,
+                    streams: new_streams.into_iter().collect(),
                 },
             );
-            for st in index.shards.values_mut() {
-                st.sealed.retain(|s| !ids.contains(&s.segment_id));
-            }
-            for (k, s) in new_spans {
-                if let Some(st) = index.shards.get_mut(k) {
-                    st.sealed.push(*s);
-                    st.sealed.sort_by_key(|s| s.segment_id);
-                }
-            }
+            index.sealed_changed();
         }
         {
-            let mut cache = self.cache.lock();
+            let mut caches = self.caches.lock();
             for old in ids {
-                cache.remove_segment(*old);
+                caches.remove_segment(*old);
             }
         }
         let mut cleanup = Vec::new();

@@ -50,16 +50,23 @@
 //! retention has deleted every segment that held a shard's records: the
 //! active segment is never deleted and always starts with a complete table.
 //!
-//! ## Sidecar (`.idx`)
+//! ## Sidecar (`.idx`), version 3
 //! ```text
-//! header (32 B): magic "RNLIDX\0\x01" | version u32 | shard count u32 | segment id u64
-//!                | crc32c(summary) u32 | crc32c(bytes 0..28) u32
-//! summary: per shard (64 B): stream_uid u64 | shard_index u32 | frame_count u32 | first_position u64
+//! header (64 B): magic "RNLIDX\0\x01" | version u32 | span count u32 | segment id u64
+//!                | crc32c(spans) u32 | crc32c(bytes 0..28) u32
+//!                | stream count u32 | end count u32 | crc32c(streams) u32 | crc32c(ends) u32
+//!                | 12 zero bytes | crc32c(bytes 32..60) u32
+//! streams: per stream (32 B): stream_uid u64 | frame_bytes u64 | first_ts u64 | last_ts u64
+//! spans:   per shard (64 B): stream_uid u64 | shard_index u32 | frame_count u32 | first_position u64
 //!          | end_position u64 | first_ts u64 | last_ts u64 | frames_offset u64 | crc32c(frames) u32
 //!          | frame_bytes u32 (sum of the shard's frame lengths; 0 = unknown)
+//! ends:    per shard known at sealing (32 B): stream_uid u64 | shard_index u32 | 0 u32
+//!          | next_position u64 | last_timestamp_ms u64
 //! frames:  per shard, at frames_offset, per frame (32 B):
 //!          first_position u64 | record_count u32 | frame_bytes u32 | offset u64 | timestamp_ms u64
 //! ```
+//! Versions 1 and 2 had the first 32 header bytes and the spans only;
+//! recovery rewrites them as version 3.
 //!
 //! ## Compacted segments (`compact.rs`)
 //! A segment with `replaces = n > 0` was written by compaction: it holds,
@@ -83,14 +90,16 @@
 //!    scan resynchronises on the next verified frame, and `OnCorruption`
 //!    decides between refusing to open and sealing the segment with what
 //!    verifies (docs/storage.md, "Damage, recovery rules").
-//! 4. For each sealed segment read only the sidecar summary (rebuilt by a scan
-//!    if missing or damaged). Start-up reads sidecar summaries plus at most one
-//!    segment, so it stays in seconds with many gigabytes of data.
+//! 4. For each sealed segment read only the sidecar's per-stream section
+//!    (rebuilt by a scan if missing or damaged, rewritten if older than
+//!    version 3). Start-up reads that plus at most one segment, and keeps no
+//!    sealed segment open.
 //!
 //! # Memory
-//! Per shard: counters, the frame index of the active segment only, and one
-//! 56-byte span per sealed segment holding its data. Frame lists of sealed
-//! segments are read from sidecars on demand into a bounded cache.
+//! Per shard: counters and the frame index of the active segment only. Per
+//! sealed segment: its size and per-stream aggregates. Spans, end tables,
+//! frame lists and open files of sealed segments are loaded on demand into
+//! caches bounded in bytes (`index.rs`, docs/storage.md "Bounded by design").
 //!
 //! # Failures
 //! A write or sync error fails every append of that commit; the file is cut
@@ -115,9 +124,10 @@ mod tests;
 
 pub use fs::{Fs, FsFile, RealFs};
 
-use index::{Index, SidecarCache};
+use index::{Caches, Index};
 use parking_lot::{Mutex, RwLock};
 use runnel_types::Clock;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -157,8 +167,12 @@ pub struct LogConfig {
     pub pending_bytes_max: usize,
     /// The writer stops draining the queue into one commit past this many payload bytes.
     pub commit_bytes_max: usize,
-    /// (segment, shard) frame lists of sealed segments kept in memory.
-    pub sidecar_cache_entries_max: usize,
+    /// Bytes of (segment, shard) frame lists of sealed segments kept in memory.
+    pub frames_cache_bytes_max: usize,
+    /// Bytes of sealed segments' details (spans and shard end tables) kept in memory.
+    pub details_cache_bytes_max: usize,
+    /// Sealed segment files kept open for reads (the active one is always open).
+    pub open_segments_max: usize,
     /// Allocate each active segment's full size when it is created (see
     /// `writer.rs`); off only in tests that read commit boundaries off the file length.
     pub preallocate_segments: bool,
@@ -180,7 +194,9 @@ impl Default for LogConfig {
             segment_bytes_max: SEGMENT_BYTES_MAX_DEFAULT,
             pending_bytes_max: 64 * 1024 * 1024,
             commit_bytes_max: 8 * 1024 * 1024,
-            sidecar_cache_entries_max: 4096,
+            frames_cache_bytes_max: 32 * 1024 * 1024,
+            details_cache_bytes_max: 32 * 1024 * 1024,
+            open_segments_max: 128,
             preallocate_segments: true,
             sync_thread: false,
             compact_bytes_per_pass_max: 256 * 1024 * 1024,
@@ -248,6 +264,10 @@ pub struct LogStats {
     pub syncs: u64,
     pub active_segment_id: u64,
     pub sidecar_cache_entries: u64,
+    /// Bytes held by the caches of frame lists and segment details.
+    pub cache_bytes: u64,
+    /// Sealed segment files open in the cache.
+    pub open_segments: u64,
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -310,7 +330,13 @@ struct Shared {
     clock: Arc<dyn Clock>,
     fs: Arc<dyn Fs>,
     index: RwLock<Index>,
-    cache: Mutex<SidecarCache>,
+    caches: Mutex<Caches>,
+    /// Per shard, a run of sealed segments found to hold none of its data
+    /// (sealed epoch, first, end): see `read.rs`, `locate`.
+    first_spans: Mutex<HashMap<ShardKey, (u64, usize, usize)>>,
+    /// Per shard, the sealed span its last read was in, under the layout
+    /// generation it was found in (one span per shard, whatever the data).
+    last_spans: Mutex<HashMap<ShardKey, (u64, index::SealedSpan)>>,
     counters: Counters,
     /// Retention passes (deletion and compaction) run one at a time.
     pass_lock: Mutex<()>,
@@ -354,7 +380,13 @@ impl Log {
         let pending_kib_max = (config.pending_bytes_max / 1024).clamp(1, u32::MAX as usize) as u32;
         let segment_id = rec.index.active_id;
         let shared = Arc::new(Shared {
-            cache: Mutex::new(SidecarCache::new(config.sidecar_cache_entries_max)),
+            caches: Mutex::new(Caches::new(
+                config.frames_cache_bytes_max,
+                config.details_cache_bytes_max,
+                config.open_segments_max,
+            )),
+            first_spans: Mutex::new(HashMap::new()),
+            last_spans: Mutex::new(HashMap::new()),
             config,
             clock,
             fs,
@@ -508,6 +540,15 @@ impl Log {
         }
         index.shards.retain(|k, _| k.stream_uid != stream_uid);
         index.dropped.insert(stream_uid);
+        drop(index);
+        self.shared
+            .first_spans
+            .lock()
+            .retain(|k, _| k.stream_uid != stream_uid);
+        self.shared
+            .last_spans
+            .lock()
+            .retain(|k, _| k.stream_uid != stream_uid);
     }
 
     /// Deletes whole sealed segments whose every frame is past its stream's
@@ -549,7 +590,7 @@ impl Log {
             index
                 .segments
                 .values()
-                .flat_map(|m| m.stream_last_ts.keys().copied()),
+                .flat_map(|m| m.streams.keys().copied()),
         );
         out.sort_unstable();
         out.dedup();
@@ -563,6 +604,7 @@ impl Log {
 
     pub fn stats(&self) -> LogStats {
         let index = self.shared.index.read();
+        let caches = self.shared.caches.lock();
         let c = &self.shared.counters;
         LogStats {
             segments: index.segments.len() as u64,
@@ -572,7 +614,9 @@ impl Log {
             records: c.records.load(Ordering::Relaxed),
             syncs: c.syncs.load(Ordering::Relaxed),
             active_segment_id: index.active_id,
-            sidecar_cache_entries: self.shared.cache.lock().len() as u64,
+            sidecar_cache_entries: caches.frames.len() as u64,
+            cache_bytes: (caches.frames.weight() + caches.details.weight()) as u64,
+            open_segments: caches.files.len() as u64,
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::format::{self, SEGMENT_HEADER_BYTES};
 use crate::fs::{Fs, FsFile};
-use crate::index::{Index, SegmentMeta, ShardState};
+use crate::index::{Index, SegmentMeta, StreamAgg};
 use crate::segment::{self, segment_path, sidecar_path, Scan};
 use crate::{sidecar, LogError, OnCorruption, ShardKey};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -151,6 +151,9 @@ pub fn recover(dir: &Path, fs: &dyn Fs, policy: OnCorruption) -> Result<Recovere
         shards: HashMap::new(),
         segments: BTreeMap::new(),
         active_id: 0,
+        active_file: None,
+        sealed_ids: Arc::new(Vec::new()),
+        sealed_epoch: 0,
         dropped: HashSet::new(),
     };
 
@@ -190,8 +193,9 @@ pub fn recover(dir: &Path, fs: &dyn Fs, policy: OnCorruption) -> Result<Recovere
             per_shard.entry(*k).or_default().push(*loc);
         }
         let per_shard: Vec<_> = per_shard.into_iter().collect();
-        let (bytes, _) = sidecar::encode(active_id, &per_shard);
-        sidecar::write(fs, dir, &sidecar_path(dir, active_id), &bytes)?;
+        // Its shard table holds every shard's position when it was started.
+        let enc = sidecar::encode(active_id, &per_shard, &scan.table);
+        sidecar::write(fs, dir, &sidecar_path(dir, active_id), &enc.bytes)?;
         old_table = std::mem::take(&mut scan.table);
         active_id += 1;
     } else if scan.valid_len < scan.file_len
@@ -221,8 +225,29 @@ pub fn recover(dir: &Path, fs: &dyn Fs, policy: OnCorruption) -> Result<Recovere
         fs.remove_file(&active_sidecar)?;
     }
 
+    let mut newest_sealed = None;
     for &id in seg_ids.iter().filter(|&&id| id < active_id) {
-        load_sealed(dir, fs, id, &mut index, policy, &mut damage_report)?;
+        if load_sealed(
+            dir,
+            fs,
+            id,
+            newest_sealed,
+            &mut index,
+            policy,
+            &mut damage_report,
+        )? {
+            newest_sealed = Some(id);
+        }
+    }
+    // The active segment's shard table holds every shard's position; the
+    // newest sealed segment's end table is the same, read for safety.
+    if let Some(id) = newest_sealed {
+        let (detail, _) = sidecar::read_detail(fs, &sidecar_path(dir, id), id)?;
+        for (key, end, ts) in detail.ends {
+            let st = index.shards.entry(key).or_default();
+            st.next_position = st.next_position.max(end);
+            st.last_timestamp_ms = st.last_timestamp_ms.max(ts);
+        }
     }
 
     if restart {
@@ -249,24 +274,28 @@ pub fn recover(dir: &Path, fs: &dyn Fs, policy: OnCorruption) -> Result<Recovere
         st.next_position = st.next_position.max(*next);
         st.last_timestamp_ms = st.last_timestamp_ms.max(*ts);
     }
-    let mut stream_last_ts = HashMap::new();
+    let mut streams: HashMap<u64, StreamAgg> = HashMap::new();
     for (key, loc) in &scan.frames {
         let st = index.shards.entry(*key).or_default();
         st.next_position = loc.end_position();
         st.last_timestamp_ms = st.last_timestamp_ms.max(loc.timestamp_ms);
         st.active.push(*loc);
-        let t = stream_last_ts.entry(key.stream_uid).or_insert(0u64);
-        *t = (*t).max(loc.timestamp_ms);
+        streams.entry(key.stream_uid).or_default().add(
+            u64::from(loc.len),
+            loc.timestamp_ms,
+            loc.timestamp_ms,
+        );
     }
     index.segments.insert(
         active_id,
         SegmentMeta {
-            file: active_file.clone(),
             bytes: scan.valid_len,
-            stream_last_ts,
+            streams,
         },
     );
     index.active_id = active_id;
+    index.active_file = Some(active_file.clone());
+    index.sealed_changed();
     Ok(Recovered {
         index,
         active_file,
@@ -276,23 +305,50 @@ pub fn recover(dir: &Path, fs: &dyn Fs, policy: OnCorruption) -> Result<Recovere
     })
 }
 
-/// Loads a sealed segment's summary from its sidecar, rebuilding the sidecar
-/// by scanning the segment if it is missing or damaged.
+/// Loads a sealed segment's first level (per-stream aggregates) from its
+/// sidecar, rewriting an older sidecar as version 3, and rebuilding it by
+/// scanning the segment if it is missing or damaged. `prev` is the sealed
+/// segment loaded before it, whose end table an older or rebuilt sidecar
+/// starts from. Returns false if the segment was set aside. Keeps no file open.
 fn load_sealed(
     dir: &Path,
     fs: &dyn Fs,
     id: u64,
+    prev: Option<u64>,
     index: &mut Index,
     policy: OnCorruption,
     report: &mut Vec<String>,
-) -> Result<(), LogError> {
+) -> Result<bool, LogError> {
     let path = segment_path(dir, id);
-    let file = fs.open(&path)?;
     let idx_path = sidecar_path(dir, id);
-    let spans = match sidecar::read_summary(fs, &idx_path, id) {
-        Ok(s) => s,
+    let prev_ends = || -> Result<Vec<(ShardKey, u64, u64)>, LogError> {
+        match prev {
+            Some(p) => Ok(sidecar::read_detail(fs, &sidecar_path(dir, p), p)?.0.ends),
+            None => Ok(Vec::new()),
+        }
+    };
+    let streams = match sidecar::read_streams(fs, &idx_path, id) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            // An older sidecar: the same spans and frame lists, rewritten
+            // with the stream aggregates and end table of version 3.
+            let (detail, version) = sidecar::read_detail(fs, &idx_path, id)?;
+            let mut per_shard = Vec::with_capacity(detail.spans.len());
+            for (k, span) in &detail.spans {
+                per_shard.push((*k, sidecar::read_frames(fs, &idx_path, span)?));
+            }
+            let enc = sidecar::encode(id, &per_shard, &prev_ends()?);
+            sidecar::write(fs, dir, &idx_path, &enc.bytes)?;
+            tracing::info!(
+                segment = id,
+                from = version,
+                "sidecar rewritten as version 3"
+            );
+            enc.streams
+        }
         Err(e) => {
             tracing::warn!(segment = id, error = %e, "rebuilding sidecar");
+            let file = fs.open(&path)?;
             let Some(scan) = segment::scan(&*file)? else {
                 let what = format!(
                     "sealed segment {} has no valid header or shard table",
@@ -304,7 +360,7 @@ fn load_sealed(
                 tracing::error!(%what, "sealed segment set aside, its records are lost");
                 fs.rename(&path, &path.with_extension("seg.corrupt"))?;
                 report.push(what);
-                return Ok(());
+                return Ok(false);
             };
             // A sealed segment ends at its last frame: anything short of
             // that is damage, whether or not frames follow it.
@@ -334,30 +390,21 @@ fn load_sealed(
                 per_shard.entry(k).or_default().push(loc);
             }
             let per_shard: Vec<_> = per_shard.into_iter().collect();
-            let (bytes, spans) = sidecar::encode(id, &per_shard);
-            sidecar::write(fs, dir, &idx_path, &bytes)?;
-            spans
+            let ends = sidecar::merge_ends([&prev_ends()?[..], &scan.table[..]]);
+            let enc = sidecar::encode(id, &per_shard, &ends);
+            sidecar::write(fs, dir, &idx_path, &enc.bytes)?;
+            enc.streams
         }
     };
-    let mut stream_last_ts = HashMap::new();
-    for (key, span) in spans {
-        let st: &mut ShardState = index.shards.entry(key).or_default();
-        st.next_position = st.next_position.max(span.end_position);
-        st.last_timestamp_ms = st.last_timestamp_ms.max(span.last_timestamp_ms);
-        st.sealed.push(span);
-        let t = stream_last_ts.entry(key.stream_uid).or_insert(0u64);
-        *t = (*t).max(span.last_timestamp_ms);
-    }
-    let bytes = file.len()?;
+    let bytes = fs.open(&path)?.len()?;
     index.segments.insert(
         id,
         SegmentMeta {
-            file,
             bytes,
-            stream_last_ts,
+            streams: streams.into_iter().collect(),
         },
     );
-    Ok(())
+    Ok(true)
 }
 
 /// Whether every byte of `file` in `from..to` is zero.

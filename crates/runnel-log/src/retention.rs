@@ -49,7 +49,7 @@ impl Shared {
             let mut s: Vec<u64> = index
                 .segments
                 .values()
-                .flat_map(|m| m.stream_last_ts.keys().copied())
+                .flat_map(|m| m.streams.keys().copied())
                 .collect();
             s.sort_unstable();
             s.dedup();
@@ -70,7 +70,7 @@ impl Shared {
                 .iter()
                 .filter(|(id, m)| {
                     **id != index.active_id
-                        && m.stream_last_ts.iter().all(|(u, t)| !live.live(*u, *t))
+                        && m.streams.iter().all(|(u, a)| !live.live(*u, a.last_ts))
                 })
                 .map(|(id, _)| *id)
                 .collect()
@@ -92,14 +92,12 @@ impl Shared {
                 let Some(meta) = index.segments.remove(&id) else {
                     continue;
                 };
-                for st in index.shards.values_mut() {
-                    st.sealed.retain(|s| s.segment_id != id);
-                }
+                index.sealed_changed();
                 // Readers that already looked this segment up retry.
                 self.layout_generation.fetch_add(2, Ordering::AcqRel);
                 meta.bytes
             };
-            self.cache.lock().remove_segment(id);
+            self.caches.lock().remove_segment(id);
             // Readers holding the file handle keep reading an unlinked file safely.
             self.fs.remove_file(&segment_path(dir, id))?;
             match self.fs.remove_file(&sidecar_path(dir, id)) {

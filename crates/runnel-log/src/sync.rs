@@ -200,8 +200,11 @@ pub fn publish(shared: &Shared, w: &Written) {
         st.last_timestamp_ms = loc.timestamp_ms;
         st.active.push(*loc);
         if let Some(meta) = index.segments.get_mut(&w.segment_id) {
-            let t = meta.stream_last_ts.entry(key.stream_uid).or_insert(0);
-            *t = (*t).max(loc.timestamp_ms);
+            meta.streams.entry(key.stream_uid).or_default().add(
+                u64::from(loc.len),
+                loc.timestamp_ms,
+                loc.timestamp_ms,
+            );
         }
     }
     if let Some(meta) = index.segments.get_mut(&w.segment_id) {

@@ -363,28 +363,41 @@ impl Writer {
         // (with `Durability::None` nothing else has synced them).
         self.file.set_len(self.offset)?;
         self.file.sync_data()?;
-        let (bytes, spans) = sidecar::encode(old_id, &per_shard);
+        let generation = shared
+            .layout_generation
+            .load(std::sync::atomic::Ordering::Acquire);
+        let enc = sidecar::encode(old_id, &per_shard, &table);
         drop(per_shard);
-        sidecar::write(&*shared.fs, dir, &sidecar_path(dir, old_id), &bytes)?;
+        sidecar::write(&*shared.fs, dir, &sidecar_path(dir, old_id), &enc.bytes)?;
         let (file, len) = create_segment(dir, &*shared.fs, new_id, self.next_commit_seq, &table)?;
         self.next_commit_seq += 1;
+        let detail = std::sync::Arc::new(crate::index::SegmentDetail {
+            spans: enc.spans,
+            ends: enc.ends,
+        });
         let mut index = shared.index.write();
-        for (key, span) in spans {
-            if let Some(st) = index.shards.get_mut(&key) {
-                st.sealed.push(span);
+        for (key, _) in &detail.spans {
+            if let Some(st) = index.shards.get_mut(key) {
                 st.active = Vec::new();
             }
+        }
+        if let Some(meta) = index.segments.get_mut(&old_id) {
+            meta.streams = enc.streams.into_iter().collect();
         }
         index.segments.insert(
             new_id,
             crate::index::SegmentMeta {
-                file: file.clone(),
                 bytes: len,
-                stream_last_ts: HashMap::new(),
+                streams: HashMap::new(),
             },
         );
+        index.active_file = Some(file.clone());
         index.active_id = new_id;
+        index.sealed_changed();
         drop(index);
+        // Readers of what was just sealed find its detail at once.
+        let weight = crate::index::Caches::detail_weight(&detail);
+        shared.cache_insert(generation, |c| c.details.insert(old_id, 0, detail, weight));
         self.file = file;
         self.segment_id = new_id;
         self.offset = len;

@@ -299,6 +299,31 @@ async fn shutdown_signal() {
     }
 }
 
+/// Raises the soft limit on open files to the hard limit. Connections each
+/// take a descriptor, and so do the log's open segment files (at most
+/// `open_segments_max` sealed ones), so the usual soft limit of 1024 is too
+/// low for a busy server; the hard limit is what the administrator allows.
+fn raise_open_files_limit() -> Option<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return None;
+        }
+        let before = lim.rlim_cur;
+        if lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Some((before, before));
+            }
+        }
+        Some((before, lim.rlim_cur))
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -309,6 +334,15 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => {
             let config = args.into_config()?;
             init_logging(config.log_json);
+            match raise_open_files_limit() {
+                Some((before, after)) if after < 4096 => tracing::warn!(
+                    before,
+                    after,
+                    "the open files limit is low; raise it (ulimit -n) for many connections"
+                ),
+                Some((before, after)) => tracing::debug!(before, after, "open files limit"),
+                None => {}
+            }
             runtime.block_on(async {
                 let server = Server::start(config.clone()).await?;
                 let addr = server.local_addr()?;

@@ -5,6 +5,7 @@ mod compact;
 mod compact_crash;
 mod corruption;
 pub(crate) mod faults;
+mod index;
 mod pipeline;
 mod recovery;
 mod retention;
