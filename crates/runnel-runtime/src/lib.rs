@@ -8,7 +8,10 @@
 //! - [`reader`]: reads a Data Stream in process (no HTTP) from a
 //!   checkpoint, following resharding parents-first as KCL does.
 
+pub mod functions;
 pub mod supervisor;
+
+pub use functions::{FunctionError, FunctionName, FunctionRegistry, RegistryError};
 
 pub use supervisor::{
     RestartPolicy, Supervisor, SupervisorError, TaskContext, TaskHealth, TaskSpec, TaskState,
