@@ -35,7 +35,7 @@ pub use invoke::{INVOKE_REQUEST_BYTES_MAX, INVOKE_RESPONSE_BYTES_MAX};
 pub use names::{FunctionName, FUNCTION_NAME_CHARS_MAX, QUALIFIER_CHARS_MAX};
 
 /// Problems with the registry's configuration; reported at start-up.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RegistryError {
     #[error("function '{entry}': {reason}")]
     InvalidFunctionName { entry: String, reason: String },
@@ -116,27 +116,40 @@ pub struct FunctionRegistry {
     region: String,
     account: String,
     urls: BTreeMap<FunctionName, http::Uri>,
-    client: invoke::Client,
+    extra_roots_der: Vec<Vec<u8>>,
+    /// Made on the first invocation, on a blocking thread: it reads the
+    /// system's root certificates.
+    client: tokio::sync::OnceCell<Result<invoke::Client, RegistryError>>,
 }
 
 impl FunctionRegistry {
     /// An empty registry; bare names resolve in `region` and `account`.
-    pub fn new(region: &str, account: &str) -> Result<Self, RegistryError> {
-        Self::with_extra_roots(region, account, &[])
+    pub fn new(region: &str, account: &str) -> Self {
+        Self::with_extra_roots(region, account, Vec::new())
     }
 
-    /// Also trusts these DER certificates for HTTPS (a private CA).
-    pub fn with_extra_roots(
-        region: &str,
-        account: &str,
-        extra_roots_der: &[Vec<u8>],
-    ) -> Result<Self, RegistryError> {
-        Ok(FunctionRegistry {
+    /// Also trusts these DER certificates for HTTPS (a private CA); a bad
+    /// one fails every invocation with a Transport error naming it.
+    pub fn with_extra_roots(region: &str, account: &str, extra_roots_der: Vec<Vec<u8>>) -> Self {
+        FunctionRegistry {
             region: region.into(),
             account: account.into(),
             urls: BTreeMap::new(),
-            client: invoke::Client::new(extra_roots_der)?,
-        })
+            extra_roots_der,
+            client: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// Builds a registry from `(function, url)` entries (the `[functions]`
+    /// table, then `--function` flags), checking every one.
+    pub fn from_entries<'a>(
+        region: &str,
+        account: &str,
+        entries: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, RegistryError> {
+        let mut r = Self::new(region, account);
+        r.extend(entries)?;
+        Ok(r)
     }
 
     /// Adds `function` (any accepted form) → `url`.
@@ -212,9 +225,22 @@ impl FunctionRegistry {
         timeout: std::time::Duration,
     ) -> Result<Bytes, FunctionError> {
         let (name, uri) = self.resolve(function)?;
-        self.client
-            .invoke(&name.to_string(), uri.clone(), payload, timeout)
+        let arn = name.to_string();
+        let client = self
+            .client
+            .get_or_init(|| async {
+                let roots = self.extra_roots_der.clone();
+                tokio::task::spawn_blocking(move || invoke::Client::new(&roots))
+                    .await
+                    .unwrap_or_else(|e| Err(RegistryError::Tls(e.to_string())))
+            })
             .await
+            .as_ref()
+            .map_err(|e| FunctionError::Transport {
+                arn: arn.clone(),
+                message: e.to_string(),
+            })?;
+        client.invoke(&arn, uri.clone(), payload, timeout).await
     }
 }
 

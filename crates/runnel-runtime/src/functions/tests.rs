@@ -134,7 +134,7 @@ async fn serve_https() -> (SocketAddr, Vec<u8>) {
 }
 
 fn registry(entries: &[(&str, String)]) -> FunctionRegistry {
-    let mut r = FunctionRegistry::new(R, A).unwrap();
+    let mut r = FunctionRegistry::new(R, A);
     r.extend(entries.iter().map(|(f, u)| (*f, u.as_str())))
         .unwrap();
     r
@@ -296,7 +296,7 @@ async fn timeout_and_refused_connection() {
 async fn https_with_a_trusted_ca_and_without() {
     let (addr, ca) = serve_https().await;
     let url = format!("https://{addr}/echo");
-    let mut trusting = FunctionRegistry::with_extra_roots(R, A, &[ca]).unwrap();
+    let mut trusting = FunctionRegistry::with_extra_roots(R, A, vec![ca]);
     trusting.insert("tls", &url).unwrap();
     let out = trusting
         .invoke("tls", Bytes::from_static(b"{}"), SECOND)
@@ -317,9 +317,23 @@ async fn https_with_a_trusted_ca_and_without() {
     }
 }
 
+#[tokio::test]
+async fn a_bad_extra_root_fails_invocations_with_its_reason() {
+    let addr = serve_http().await;
+    let mut r = FunctionRegistry::with_extra_roots(R, A, vec![vec![1, 2, 3]]);
+    r.insert("echo", &format!("http://{addr}/echo")).unwrap();
+    let err = r.invoke("echo", Bytes::new(), SECOND).await.unwrap_err();
+    assert!(
+        err.to_string().starts_with(
+            "Cannot invoke function arn:aws:lambda:us-east-1:123456789012:function:echo: cannot set up HTTPS for functions: bad extra root certificate"
+        ),
+        "{err}"
+    );
+}
+
 #[test]
 fn configuration_errors_name_the_entry() {
-    let mut r = FunctionRegistry::new(R, A).unwrap();
+    let mut r = FunctionRegistry::new(R, A);
     r.insert(ARN, "http://127.0.0.1:9000/x").unwrap();
     assert_eq!(
         r.insert("echo", "http://127.0.0.1:9000/y"),
