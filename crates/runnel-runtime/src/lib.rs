@@ -9,9 +9,11 @@
 //!   checkpoint, following resharding parents-first as KCL does.
 
 pub mod functions;
+pub mod reader;
 pub mod supervisor;
 
 pub use functions::{FunctionError, FunctionName, FunctionRegistry, RegistryError};
+pub use reader::{Checkpoint, ReadBatch, ReadRecord, ReaderError, StartingPosition, StreamReader};
 
 pub use supervisor::{
     RestartPolicy, Supervisor, SupervisorError, TaskContext, TaskHealth, TaskSpec, TaskState,
