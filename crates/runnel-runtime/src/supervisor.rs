@@ -176,6 +176,14 @@ struct Inner {
     tasks: Mutex<BTreeMap<String, Entry>>,
 }
 
+/// Dropping the last handle stops every task, as `shutdown` does, but
+/// without waiting for them.
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.root.cancel();
+    }
+}
+
 /// Cheap to clone: clones share the tasks.
 #[derive(Clone)]
 pub struct Supervisor {
@@ -331,7 +339,14 @@ where
             },
         );
         let started = Instant::now();
-        let mut attempt = tokio::spawn(factory(ctx.clone()));
+        // A factory that panics fails the attempt like a future that does.
+        let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| factory(ctx.clone())));
+        let mut attempt = match made {
+            Ok(future) => tokio::spawn(future),
+            Err(payload) => tokio::spawn(async move {
+                std::panic::resume_unwind(payload);
+            }),
+        };
         let outcome = tokio::select! {
             joined = &mut attempt => joined,
             () = ctx.cancel.cancelled() => {

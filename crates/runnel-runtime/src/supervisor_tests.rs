@@ -337,3 +337,51 @@ async fn long_error_text_is_cut() {
     assert!(text.ends_with('…'));
     sup.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_factory_counts_as_a_failed_attempt() {
+    let sup = supervisor();
+    let attempts = Arc::new(AtomicU32::new(0));
+    let counter = attempts.clone();
+    sup.spawn("factory", spec(policy()), move |ctx| {
+        if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+            panic!("cannot build");
+        }
+        async move {
+            ctx.cancelled().await;
+            Ok::<(), String>(())
+        }
+    })
+    .unwrap();
+    settle().await;
+    let h = sup.health("factory").unwrap();
+    assert!(matches!(h.state, TaskState::Backoff { .. }), "{h:?}");
+    assert_eq!(h.last_error.as_deref(), Some("panicked: cannot build"));
+    advance_ms(100).await;
+    assert_eq!(sup.health("factory").unwrap().state, TaskState::Running);
+    sup.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_supervisor_cancels_its_tasks() {
+    let sup = supervisor();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let tx = parking_lot::Mutex::new(Some(tx));
+    sup.spawn("t", spec(policy()), move |ctx| {
+        let tx = tx.lock().take();
+        async move {
+            ctx.cancelled().await;
+            if let Some(tx) = tx {
+                let _ = tx.send(());
+            }
+            Ok::<(), String>(())
+        }
+    })
+    .unwrap();
+    settle().await;
+    drop(sup);
+    tokio::time::timeout(Duration::from_secs(1), rx)
+        .await
+        .expect("the task saw its cancellation")
+        .unwrap();
+}

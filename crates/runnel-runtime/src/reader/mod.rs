@@ -363,8 +363,3 @@ impl StreamReader {
         }
     }
 }
-
-/// Sequence numbers compare as numbers, not strings.
-pub fn sequence_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    (a.len(), a).cmp(&(b.len(), b))
-}
