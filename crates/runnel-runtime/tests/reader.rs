@@ -21,8 +21,11 @@ struct Fixture {
 }
 
 fn open() -> Fixture {
+    open_with(ManualClock::offset(), None)
+}
+
+fn open_with(clock: ManualClock, quotas: runnel_streams::quota::QuotaSetting) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::offset();
     let shared: Arc<dyn Clock> = Arc::new(clock.clone());
     let log = Log::open(
         LogConfig {
@@ -39,7 +42,7 @@ fn open() -> Fixture {
         StreamsConfig {
             account_id: "123456789012".into(),
             stream_transition_ms: 0,
-            quotas: None,
+            quotas,
             ..StreamsConfig::default()
         },
         shared.clone(),
@@ -359,4 +362,27 @@ async fn at_timestamp_and_a_missing_stream() {
         err.streams_error().to_string(),
         "Stream nope under account 123456789012 not found."
     );
+}
+
+#[tokio::test]
+async fn a_throttled_shard_is_skipped_and_continues_where_it_was() {
+    let f = open_with(ManualClock::frozen(1_700_000_000_000), Some(1.0));
+    let s = &*f.service;
+    create(s, "q", 1);
+    put_round(s, "q", "r", 12).await;
+    let mut reader = StreamReader::new(f.service.clone(), "q", StartingPosition::TrimHorizon, None);
+    let mut got = Vec::new();
+    let mut throttled = 0;
+    // AWS's 5 GetRecords per second per shard; the clock stands still.
+    for _ in 0..8 {
+        let batch = reader.read(1).unwrap();
+        throttled += usize::from(batch.throttled);
+        got.extend(batch.records);
+    }
+    assert_eq!(got.len(), 5);
+    assert_eq!(throttled, 3);
+    f.clock.advance_ms(1_000);
+    let (rest, _) = drain(&mut reader, 100);
+    got.extend(rest);
+    assert_eq!(by_key(&got), expected(&[("r", 12)]));
 }

@@ -130,10 +130,13 @@ impl StreamReader {
         self.fix_start(&shards, &mut batch)?;
         batch.start = self.checkpoint.start;
         let listed: BTreeSet<&str> = shards.iter().map(|s| s.shard_id.as_str()).collect();
-        // Finished shards that left retention no longer hold back anything.
+        // Shards that left retention hold back nothing and need no position.
         self.checkpoint
             .finished
             .retain(|id| listed.contains(id.as_str()));
+        self.checkpoint
+            .shards
+            .retain(|id, _| listed.contains(id.as_str()));
         loop {
             let ready = self.ready_shards(&shards, &listed);
             if ready.is_empty() {
@@ -325,7 +328,7 @@ impl StreamReader {
                 None => self.resume_iterator(shard)?,
             };
             let input = GetRecordsInput {
-                shard_iterator: Some(iterator),
+                shard_iterator: Some(iterator.clone()),
                 limit: Some(limit.min(GET_RECORDS_COUNT_MAX) as i64),
                 stream_arn: None,
             };
@@ -333,6 +336,7 @@ impl StreamReader {
                 Ok(out) => break out,
                 Err(StreamsError::ExpiredIterator(_)) if !retried => retried = true,
                 Err(StreamsError::ProvisionedThroughputExceeded(_)) => {
+                    self.iterators.insert(shard.to_owned(), iterator);
                     batch.throttled = true;
                     return Ok(false);
                 }
