@@ -140,14 +140,15 @@ fn registry(entries: &[(&str, String)]) -> FunctionRegistry {
     r
 }
 
-const SECOND: Duration = Duration::from_secs(1);
+/// Generous: the machine running the tests may be busy.
+const PATIENT: Duration = Duration::from_secs(10);
 
 #[tokio::test]
 async fn invoke_posts_json_and_returns_the_body() {
     let addr = serve_http().await;
     let r = registry(&[(ARN, format!("http://{addr}/echo"))]);
     let out = r
-        .invoke(ARN, Bytes::from_static(br#"{"records":[]}"#), SECOND)
+        .invoke(ARN, Bytes::from_static(br#"{"records":[]}"#), PATIENT)
         .await
         .unwrap();
     assert_eq!(
@@ -162,7 +163,7 @@ async fn invoke_posts_json_and_returns_the_body() {
         &format!("{ARN}:$LATEST"),
     ] {
         let out = r
-            .invoke(name, Bytes::from_static(b"{}"), SECOND)
+            .invoke(name, Bytes::from_static(b"{}"), PATIENT)
             .await
             .unwrap();
         assert!(out.ends_with(b" {}"), "{name}: {out:?}");
@@ -177,12 +178,12 @@ async fn qualifiers_use_their_own_entry_or_the_function() {
         ("echo:1", format!("http://{addr}/v1")),
     ]);
     let one = r
-        .invoke(&format!("{ARN}:1"), Bytes::new(), SECOND)
+        .invoke(&format!("{ARN}:1"), Bytes::new(), PATIENT)
         .await
         .unwrap();
     assert_eq!(one, "version one");
     // An alias without an entry of its own is served by the function's.
-    let live = r.invoke("echo:live", Bytes::new(), SECOND).await.unwrap();
+    let live = r.invoke("echo:live", Bytes::new(), PATIENT).await.unwrap();
     assert_eq!(live, format!("application/json {ARN}:live ").as_bytes());
     let (name, uri) = r.resolve("echo:1").unwrap();
     assert_eq!(name.to_string(), format!("{ARN}:1"));
@@ -192,7 +193,7 @@ async fn qualifiers_use_their_own_entry_or_the_function() {
 #[tokio::test]
 async fn unknown_and_invalid_functions_are_typed_errors() {
     let r = registry(&[(ARN, "http://127.0.0.1:9/x".into())]);
-    let err = r.invoke("other", Bytes::new(), SECOND).await.unwrap_err();
+    let err = r.invoke("other", Bytes::new(), PATIENT).await.unwrap_err();
     assert!(matches!(err, FunctionError::NotFound { .. }), "{err:?}");
     assert_eq!(
         err.to_string(),
@@ -220,7 +221,7 @@ async fn function_error_header_status_and_size() {
         ("gone", format!("http://{addr}/404")),
         ("big", format!("http://{addr}/big")),
     ]);
-    match r.invoke("fails", Bytes::new(), SECOND).await.unwrap_err() {
+    match r.invoke("fails", Bytes::new(), PATIENT).await.unwrap_err() {
         FunctionError::Function { arn, kind, payload } => {
             assert_eq!(arn, "arn:aws:lambda:us-east-1:123456789012:function:fails");
             assert_eq!(kind, "Unhandled");
@@ -231,7 +232,7 @@ async fn function_error_header_status_and_size() {
         }
         other => panic!("{other:?}"),
     }
-    let err = r.invoke("down", Bytes::new(), SECOND).await.unwrap_err();
+    let err = r.invoke("down", Bytes::new(), PATIENT).await.unwrap_err();
     match &err {
         FunctionError::Status { status, body, .. } => {
             assert_eq!(*status, 503);
@@ -240,13 +241,13 @@ async fn function_error_header_status_and_size() {
         other => panic!("{other:?}"),
     }
     assert!(err.is_retryable());
-    let err = r.invoke("gone", Bytes::new(), SECOND).await.unwrap_err();
+    let err = r.invoke("gone", Bytes::new(), PATIENT).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         "Function arn:aws:lambda:us-east-1:123456789012:function:gone invocation failed with HTTP status 404: no such path"
     );
     assert!(!err.is_retryable());
-    let err = r.invoke("big", Bytes::new(), SECOND).await.unwrap_err();
+    let err = r.invoke("big", Bytes::new(), PATIENT).await.unwrap_err();
     assert!(
         matches!(err, FunctionError::ResponseTooLarge { max, .. } if max == INVOKE_RESPONSE_BYTES_MAX),
         "{err:?}"
@@ -255,7 +256,7 @@ async fn function_error_header_status_and_size() {
         .invoke(
             "big",
             Bytes::from(vec![0; INVOKE_REQUEST_BYTES_MAX + 1]),
-            SECOND,
+            PATIENT,
         )
         .await
         .unwrap_err();
@@ -287,7 +288,7 @@ async fn timeout_and_refused_connection() {
         "Function arn:aws:lambda:us-east-1:123456789012:function:slow did not respond within 50 ms"
     );
     assert!(err.is_retryable());
-    let err = r.invoke("closed", Bytes::new(), SECOND).await.unwrap_err();
+    let err = r.invoke("closed", Bytes::new(), PATIENT).await.unwrap_err();
     assert!(matches!(err, FunctionError::Transport { .. }), "{err:?}");
     assert!(err.is_retryable());
 }
@@ -299,14 +300,14 @@ async fn https_with_a_trusted_ca_and_without() {
     let mut trusting = FunctionRegistry::with_extra_roots(R, A, vec![ca]);
     trusting.insert("tls", &url).unwrap();
     let out = trusting
-        .invoke("tls", Bytes::from_static(b"{}"), SECOND)
+        .invoke("tls", Bytes::from_static(b"{}"), PATIENT)
         .await
         .unwrap();
     assert!(out.ends_with(b"function:tls {}"), "{out:?}");
     // Without the CA the server's certificate is not trusted.
     let untrusting = registry(&[("tls", url)]);
     let err = untrusting
-        .invoke("tls", Bytes::new(), SECOND)
+        .invoke("tls", Bytes::new(), PATIENT)
         .await
         .unwrap_err();
     match err {
@@ -322,7 +323,7 @@ async fn a_bad_extra_root_fails_invocations_with_its_reason() {
     let addr = serve_http().await;
     let mut r = FunctionRegistry::with_extra_roots(R, A, vec![vec![1, 2, 3]]);
     r.insert("echo", &format!("http://{addr}/echo")).unwrap();
-    let err = r.invoke("echo", Bytes::new(), SECOND).await.unwrap_err();
+    let err = r.invoke("echo", Bytes::new(), PATIENT).await.unwrap_err();
     assert!(
         err.to_string().starts_with(
             "Cannot invoke function arn:aws:lambda:us-east-1:123456789012:function:echo: cannot set up HTTPS for functions: bad extra root certificate"
