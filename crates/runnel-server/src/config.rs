@@ -103,6 +103,9 @@ pub struct ServerConfig {
     pub alarm_check_ms: u64,
     /// Threshold alarms on any metric (see `alarms.rs`).
     pub alarms: Vec<crate::alarms::AlarmConfig>,
+    /// Lambda function (ARN, partial ARN or name, optionally qualified) →
+    /// the HTTP(S) URL that stands in for it; `--function ARN=URL` adds more.
+    pub functions: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for ServerConfig {
@@ -144,6 +147,7 @@ impl Default for ServerConfig {
             h2_keepalive_ms: 30_000,
             alarm_check_ms: 10_000,
             alarms: Vec::new(),
+            functions: Default::default(),
         }
     }
 }
@@ -185,6 +189,25 @@ impl ServerConfig {
             path: path.into(),
             message: e.to_string(),
         })
+    }
+
+    /// Adds a `--function ARN=URL` flag's entry (a flag replaces a config
+    /// entry spelled the same way).
+    pub fn add_function_flag(&mut self, flag: &str) -> Result<(), ConfigError> {
+        let (f, u) = runnel_runtime::functions::parse_flag(flag)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        self.functions.insert(f, u);
+        Ok(())
+    }
+
+    /// The function registry the services share, checked.
+    pub fn function_registry(&self) -> Result<runnel_runtime::FunctionRegistry, ConfigError> {
+        runnel_runtime::FunctionRegistry::from_entries(
+            &self.region,
+            &self.account_id,
+            self.functions.iter().map(|(f, u)| (f.as_str(), u.as_str())),
+        )
+        .map_err(|e| ConfigError::Invalid(e.to_string()))
     }
 
     /// Checks relations between settings; the message says what to change.
@@ -284,6 +307,7 @@ impl ServerConfig {
                 "alarm_check_ms must be positive".into(),
             ));
         }
+        self.function_registry()?;
         if self.retention_check_ms == 0 {
             return Err(ConfigError::Invalid(
                 "retention_check_ms must be positive".into(),
@@ -304,6 +328,38 @@ mod tests {
         cfg.validate().unwrap();
         let default = ServerConfig::default();
         assert_eq!(cfg.addr, default.addr);
+    }
+
+    #[test]
+    fn functions_from_table_and_flags() {
+        let mut cfg: ServerConfig = toml::from_str(
+            "account_id = \"123456789012\"\n[functions]\n\"arn:aws:lambda:us-east-1:123456789012:function:a\" = \"http://127.0.0.1:9000/a\"\n",
+        )
+        .unwrap();
+        cfg.add_function_flag("b:live=https://fn.example/b?x=1")
+            .unwrap();
+        cfg.validate().unwrap();
+        let registry = cfg.function_registry().unwrap();
+        assert_eq!(registry.len(), 2);
+        assert_eq!(registry.resolve("a").unwrap().1.path(), "/a");
+        assert_eq!(
+            registry
+                .resolve("arn:aws:lambda:us-east-1:123456789012:function:b:live")
+                .unwrap()
+                .1
+                .host(),
+            Some("fn.example")
+        );
+        assert_eq!(
+            cfg.add_function_flag("nourl").unwrap_err().to_string(),
+            "invalid configuration: --function 'nourl' must be ARN=URL"
+        );
+        cfg.add_function_flag("a=http://127.0.0.1:9000/again")
+            .unwrap();
+        assert_eq!(
+            cfg.validate().unwrap_err().to_string(),
+            "invalid configuration: function arn:aws:lambda:us-east-1:123456789012:function:a is named more than once"
+        );
     }
 
     #[test]

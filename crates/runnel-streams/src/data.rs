@@ -352,6 +352,24 @@ impl StreamsService {
         })
     }
 
+    /// LATEST as a value an in-process reader can persist: the sequence
+    /// number of the shard's last record (its starting sequence number when
+    /// it has none), so AFTER_SEQUENCE_NUMBER from it reads exactly what
+    /// arrives from now on. For runnel-runtime's reader; no AWS operation.
+    pub fn latest_sequence_number(
+        &self,
+        stream: StreamOnlyInput,
+        shard_id: &str,
+    ) -> Result<String> {
+        let mut v = Violations::new();
+        v.shard_id("shardId", Some(shard_id));
+        let entry = self.resolve(&stream, v)?;
+        let index = self.shard_id_of(&entry, shard_id)?;
+        let end = self.log.end_position(entry.shard_key(index));
+        // Field f names the record at position f - 1: field `end` is the last.
+        Ok(SequenceNumber::new(entry.epoch, index, end).to_string())
+    }
+
     /// The log position a GetShardIterator-style request starts at.
     pub(crate) fn start_position(&self, input: GetShardIteratorInput) -> Result<u64> {
         self.iterator_start(input).map(|(_, _, p)| p)

@@ -196,6 +196,9 @@ struct ServeArgs {
     /// Log JSON lines instead of text
     #[arg(long, env = "RUNNEL_LOG_JSON")]
     log_json: bool,
+    /// A Lambda function and the HTTP(S) URL that stands in for it (repeatable)
+    #[arg(long = "function", value_name = "ARN=URL")]
+    functions: Vec<String>,
 }
 
 impl ServeArgs {
@@ -258,6 +261,9 @@ impl ServeArgs {
         c.tls_self_signed |= self.tls_self_signed;
         c.test_clock |= self.test_clock;
         c.log_json |= self.log_json;
+        for f in &self.functions {
+            c.add_function_flag(f)?;
+        }
         c.validate()?;
         Ok(c)
     }
