@@ -28,6 +28,16 @@ pub use validate::{
     check, validation_message, ConstraintViolation, Path, Pattern, Shown, Validate,
 };
 
+/// One operation of a service model: its name, its input and output shapes
+/// and the error shapes the model lists for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Operation {
+    pub name: &'static str,
+    pub input: Option<&'static str>,
+    pub output: Option<&'static str>,
+    pub errors: &'static [&'static str],
+}
+
 /// Re-exported for generated code, so a service crate needs no direct dependency.
 #[doc(hidden)]
 pub mod __private {

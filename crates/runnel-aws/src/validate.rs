@@ -312,8 +312,13 @@ pub mod check {
         if v.is_empty() { "[]" } else { "[…]" }.to_string()
     }
 
+    /// A map whose values have no short form: `{}` when empty, `{…}` otherwise.
+    pub fn show_opaque_map<K, V>(v: &BTreeMap<K, V>) -> String {
+        if v.is_empty() { "{}" } else { "{…}" }.to_string()
+    }
+
     /// A map as Java prints it: `{k=v, k2=v2}`.
-    pub fn show_map<V: fmt::Display>(v: &BTreeMap<String, V>) -> String {
+    pub fn show_map<K: fmt::Display, V: fmt::Display>(v: &BTreeMap<K, V>) -> String {
         let items: Vec<String> = v.iter().map(|(k, v)| format!("{k}={v}")).collect();
         format!("{{{}}}", items.join(", "))
     }
