@@ -132,7 +132,7 @@ impl Pattern {
 
     fn regex(&self) -> Option<&Regex> {
         self.compiled
-            .get_or_init(|| Regex::new(&format!("^(?:{})$", self.source)).ok())
+            .get_or_init(|| Regex::new(&format!("^(?:{})$", rust_syntax(self.source))).ok())
             .as_ref()
     }
 
@@ -147,6 +147,50 @@ impl Pattern {
     pub fn is_match(&self, value: &str) -> bool {
         self.regex().is_none_or(|re| re.is_match(value))
     }
+}
+
+/// The model's Java regular expressions in `regex` crate syntax:
+/// - Java's `\d`, `\w`, `\s` (and `\D`, `\W`, `\S` outside a class) are
+///   ASCII-only; the `regex` crate's are Unicode, so they are spelled out.
+/// - Java writes characters beyond U+FFFF in a class as a UTF-16 surrogate
+///   range (`\uD800\uDC00-\uDBFF\uDFFF`); the `regex` crate matches code
+///   points, so that range becomes `\x{10000}-\x{10FFFF}`.
+fn rust_syntax(java: &str) -> String {
+    let java = java.replace(r"\uD800\uDC00-\uDBFF\uDFFF", r"\x{10000}-\x{10FFFF}");
+    let ascii = |c: char| match c.to_ascii_lowercase() {
+        'd' => "0-9",
+        'w' => "a-zA-Z0-9_",
+        _ => r" \t\n\x0B\f\r",
+    };
+    let mut out = String::with_capacity(java.len());
+    let mut in_class = 0usize;
+    let mut chars = java.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(e @ ('d' | 'w' | 's')) if in_class > 0 => out.push_str(ascii(e)),
+                Some(e @ ('d' | 'w' | 's')) => out.push_str(&format!("[{}]", ascii(e))),
+                Some(e @ ('D' | 'W' | 'S')) if in_class == 0 => {
+                    out.push_str(&format!("[^{}]", ascii(e)));
+                }
+                Some(e) => {
+                    out.push('\\');
+                    out.push(e);
+                }
+                None => out.push('\\'),
+            },
+            '[' => {
+                in_class += 1;
+                out.push(c);
+            }
+            ']' if in_class > 0 => {
+                in_class -= 1;
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// The helpers generated `Validate` impls call.
@@ -422,6 +466,19 @@ mod tests {
         assert!(ALT.is_match(""));
         assert!(ALT.is_match("a/b"));
         assert!(!ALT.is_match("a1"));
+        static GLUE_LINE: Pattern =
+            Pattern::new(r"[\u0020-\uD7FF\uE000-\uFFFD\uD800\uDC00-\uDBFF\uDFFF\t]*");
+        assert!(GLUE_LINE.compiles());
+        assert!(GLUE_LINE.is_match("tab\there 😀"));
+        assert!(!GLUE_LINE.is_match("new\nline"));
+        // Java's \d, \w and \s are ASCII-only.
+        static ARN: Pattern = Pattern::new(r"arn:.*:iam::\d{12}:role/\S+");
+        assert!(ARN.is_match("arn:aws:iam::123456789012:role/a\u{a0}b"));
+        assert!(!ARN.is_match("arn:aws:iam::١٢٣٤٥٦٧٨٩٠١٢:role/r"));
+        static CLASS: Pattern = Pattern::new(r"[\w\s-]+");
+        assert!(CLASS.is_match("a_b c-1"));
+        assert!(!CLASS.is_match("é"));
+        assert_eq!(rust_syntax(r"a\\d[\d\]]\."), r"a\\d[0-9\]]\.");
         static LOOKAHEAD: Pattern = Pattern::new("^(?!aws:).*");
         assert!(!LOOKAHEAD.compiles());
     }

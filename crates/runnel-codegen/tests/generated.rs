@@ -63,3 +63,30 @@ fn unknown_operations_are_refused() {
     .unwrap_err();
     assert_eq!(err, "the model has no operation PutRecords");
 }
+
+/// Every pattern of every vendored model that the generator would emit
+/// compiles with the runtime's regex (Glue's and Kinesis's too, for the
+/// services generated later).
+#[test]
+fn every_supported_model_pattern_compiles() {
+    let mut checked = 0;
+    for model in [
+        "models/firehose/2015-08-04/service-2.json",
+        "models/glue/2017-03-31/service-2.json",
+        "models/kinesis/2013-12-02/service-2.json",
+    ] {
+        let root = runnel_codegen::json::Json::parse(&read(model)).unwrap();
+        for (name, shape) in root.get("shapes").unwrap().members() {
+            let Some(p) = shape.str("pattern") else {
+                continue;
+            };
+            if !runnel_codegen::pattern_supported(p) {
+                continue;
+            }
+            let pattern = runnel_aws::Pattern::new(Box::leak(p.to_string().into_boxed_str()));
+            assert!(pattern.compiles(), "{model} {name}: {p}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "only {checked} patterns checked");
+}
