@@ -3,7 +3,8 @@
 
 use runnel_aws::{parse_json, RequestError, Validate};
 use runnel_firehose::model::{
-    CompressionFormat, CreateDeliveryStreamInput, DeliveryStreamType, PutRecordBatchInput, PATTERNS,
+    CompressionFormat, CreateDeliveryStreamInput, DeliveryStreamType, PutRecordBatchInput,
+    UntagDeliveryStreamInput, PATTERNS,
 };
 
 fn validation(err: Result<impl std::fmt::Debug, RequestError>) -> String {
@@ -131,6 +132,36 @@ fn numeric_ranges() {
          constraint: Member must have value greater than or equal to 1; Value '901' at \
          'extendedS3DestinationConfiguration.bufferingHints.intervalInSeconds' failed to \
          satisfy constraint: Member must have value less than or equal to 900"
+    );
+}
+
+#[test]
+fn string_list_items_are_reported_for_the_whole_list() {
+    let long = "k".repeat(129);
+    let body = format!(r#"{{"DeliveryStreamName":"s","TagKeys":["", "ok", "{long}"]}}"#);
+    let msg = validation(parse_json::<UntagDeliveryStreamInput>(body.as_bytes()));
+    assert_eq!(
+        msg,
+        format!(
+            "1 validation error detected: Value '[, ok, {long}]' at 'tagKeys' failed to satisfy \
+             constraint: Member must satisfy constraint: [Member must have length greater than \
+             or equal to 1, Member must have length less than or equal to 128]"
+        )
+    );
+}
+
+#[test]
+fn sensitive_values_are_left_out_of_the_message() {
+    let msg = validation(parse_json::<CreateDeliveryStreamInput>(
+        br#"{"DeliveryStreamName":"s","HttpEndpointDestinationConfiguration":{
+            "EndpointConfiguration":{"Url":"http://secret.example/token=abc"},
+            "S3Configuration":{"RoleARN":"arn:aws:iam::123456789012:role/r","BucketARN":"arn:aws:s3:::b"}}}"#,
+    ));
+    assert_eq!(
+        msg,
+        "1 validation error detected: Value at \
+         'httpEndpointDestinationConfiguration.endpointConfiguration.url' failed to satisfy \
+         constraint: Member must satisfy regular expression pattern: https://.*"
     );
 }
 
