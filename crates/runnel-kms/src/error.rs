@@ -46,3 +46,17 @@ impl From<runnel_catalog::CatalogError> for KmsError {
         KmsError::Internal("Internal service failure.".into())
     }
 }
+
+impl runnel_aws::AwsError for KmsError {
+    fn error_type(&self) -> &'static str {
+        self.aws().0
+    }
+
+    fn status(&self) -> u16 {
+        self.aws().1
+    }
+
+    fn retryable(&self) -> bool {
+        matches!(self, KmsError::Internal(_))
+    }
+}

@@ -58,3 +58,78 @@ impl From<runnel_log::LogError> for StreamsError {
         StreamsError::Internal("Internal service failure.".into())
     }
 }
+
+impl runnel_aws::AwsError for StreamsError {
+    fn error_type(&self) -> &'static str {
+        match self {
+            StreamsError::ResourceNotFound(_) => "ResourceNotFoundException",
+            StreamsError::ResourceInUse(_) => "ResourceInUseException",
+            StreamsError::InvalidArgument(_) => "InvalidArgumentException",
+            StreamsError::Validation(_) => "ValidationException",
+            StreamsError::LimitExceeded(_) => "LimitExceededException",
+            StreamsError::ExpiredIterator(_) => "ExpiredIteratorException",
+            StreamsError::ExpiredNextToken(_) => "ExpiredNextTokenException",
+            StreamsError::ProvisionedThroughputExceeded(_) => {
+                "ProvisionedThroughputExceededException"
+            }
+            StreamsError::KmsDisabled(_) => "KMSDisabledException",
+            StreamsError::KmsNotFound(_) => "KMSNotFoundException",
+            StreamsError::KmsAccessDenied(_) => "KMSAccessDeniedException",
+            StreamsError::KmsInvalidState(_) => "KMSInvalidStateException",
+            StreamsError::Internal(_) => "InternalFailureException",
+        }
+    }
+
+    fn status(&self) -> u16 {
+        match self {
+            StreamsError::Internal(_) => 500,
+            StreamsError::ResourceNotFound(_)
+            | StreamsError::ResourceInUse(_)
+            | StreamsError::InvalidArgument(_)
+            | StreamsError::Validation(_)
+            | StreamsError::LimitExceeded(_)
+            | StreamsError::ExpiredIterator(_)
+            | StreamsError::ExpiredNextToken(_)
+            | StreamsError::ProvisionedThroughputExceeded(_)
+            | StreamsError::KmsDisabled(_)
+            | StreamsError::KmsNotFound(_)
+            | StreamsError::KmsAccessDenied(_)
+            | StreamsError::KmsInvalidState(_) => 400,
+        }
+    }
+
+    /// Throttling and internal failures; the SDKs retry both.
+    fn retryable(&self) -> bool {
+        matches!(
+            self,
+            StreamsError::ProvisionedThroughputExceeded(_) | StreamsError::Internal(_)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use runnel_aws::AwsError;
+
+    use super::StreamsError;
+
+    #[test]
+    fn aws_error_types_and_statuses() {
+        let e = StreamsError::ResourceNotFound("Stream s under account 1 not found.".into());
+        assert_eq!(
+            (e.error_type(), e.status(), e.retryable()),
+            ("ResourceNotFoundException", 400, false)
+        );
+        assert_eq!(e.message(), "Stream s under account 1 not found.");
+        let e = StreamsError::ProvisionedThroughputExceeded("Rate exceeded".into());
+        assert_eq!(
+            (e.error_type(), e.status(), e.retryable()),
+            ("ProvisionedThroughputExceededException", 400, true)
+        );
+        let e = StreamsError::Internal("x".into());
+        assert_eq!(
+            (e.error_type(), e.status(), e.retryable()),
+            ("InternalFailureException", 500, true)
+        );
+    }
+}
