@@ -461,6 +461,7 @@ impl Shared {
         if had_idx {
             cleanup.push(idx_old);
         }
+        self.retire(ids.iter().copied().filter(|o| *o != id));
         for old in ids.iter().filter(|o| **o != id) {
             cleanup.push(segment_path(dir, *old));
             cleanup.push(sidecar_path(dir, *old));
@@ -497,7 +498,14 @@ fn tmp_path(dir: &Path, id: u64, ext: &str) -> PathBuf {
 /// Recovery step: a compacted segment makes every older segment in the id
 /// range it replaces obsolete (a crash may have left them behind). Removes
 /// those files and their ids from `seg_ids` (sorted ascending).
-pub fn drop_superseded(dir: &Path, fs: &dyn Fs, seg_ids: &mut Vec<u64>) -> Result<(), LogError> {
+/// Returns the id ranges compacted segments replaced (all of them, not only
+/// those whose files were still there).
+pub fn drop_superseded(
+    dir: &Path,
+    fs: &dyn Fs,
+    seg_ids: &mut Vec<u64>,
+) -> Result<Vec<(u64, u64)>, LogError> {
+    let mut replaced = Vec::new();
     let mut i = seg_ids.len();
     while i > 0 {
         i -= 1;
@@ -514,6 +522,7 @@ pub fn drop_superseded(dir: &Path, fs: &dyn Fs, seg_ids: &mut Vec<u64>) -> Resul
             continue;
         }
         let from = id.saturating_sub(u64::from(replaces));
+        replaced.push((from, id));
         let start = seg_ids.partition_point(|x| *x < from);
         if start >= i {
             continue;
@@ -530,5 +539,5 @@ pub fn drop_superseded(dir: &Path, fs: &dyn Fs, seg_ids: &mut Vec<u64>) -> Resul
         fs.sync_dir(dir)?;
         i = start;
     }
-    Ok(())
+    Ok(replaced)
 }

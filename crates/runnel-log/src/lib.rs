@@ -114,6 +114,7 @@ mod index;
 mod read;
 mod recovery;
 mod retention;
+mod retired;
 mod segment;
 mod sidecar;
 mod sync;
@@ -352,6 +353,8 @@ struct Shared {
     dropped_active: Mutex<(u64, u64)>,
     /// Mirror of the writer's poisoned reason, for health reporting.
     poisoned: Mutex<Option<String>>,
+    /// Segment ids given up on purpose (`retired.rs`).
+    retired: Mutex<retired::Retired>,
 }
 
 /// The log. `Send + Sync`; share it with `Arc<Log>`. Dropping it stops the
@@ -397,6 +400,7 @@ impl Log {
             roll_requested: std::sync::atomic::AtomicBool::new(false),
             dropped_active: Mutex::new((0, 0)),
             poisoned: Mutex::new(None),
+            retired: Mutex::new(rec.retired),
         });
         let (tx, rx) = mpsc::channel(1024);
         let pipeline = Arc::new(sync::Pipeline::default());

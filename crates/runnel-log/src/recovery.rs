@@ -4,6 +4,7 @@
 use crate::format::{self, SEGMENT_HEADER_BYTES};
 use crate::fs::{Fs, FsFile};
 use crate::index::{Index, SegmentMeta, StreamAgg};
+use crate::retired::Retired;
 use crate::segment::{self, segment_path, sidecar_path, Scan};
 use crate::{sidecar, LogError, OnCorruption, ShardKey};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -17,6 +18,7 @@ pub struct Recovered {
     pub next_commit_seq: u64,
     /// Damage found and skipped (only with `OnCorruption::Skip`).
     pub damage: Vec<String>,
+    pub retired: Retired,
 }
 
 /// Describes damaged ranges of one segment for a report or an error.
@@ -74,6 +76,7 @@ pub fn recover(dir: &Path, fs: &dyn Fs, policy: OnCorruption) -> Result<Recovere
     fs.create_dir_all(dir)?;
     let mut seg_ids = Vec::new();
     let mut idx_ids = Vec::new();
+    let mut set_aside = Vec::new();
     let mut max_seen: Option<u64> = None;
     for path in fs.list_dir(dir)? {
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
@@ -94,12 +97,22 @@ pub fn recover(dir: &Path, fs: &dyn Fs, policy: OnCorruption) -> Result<Recovere
         match ext {
             "seg" => seg_ids.push(id),
             "idx" => idx_ids.push(id),
+            "seg.corrupt" => set_aside.push(id),
             _ => {}
         }
     }
     seg_ids.sort_unstable();
     // Compaction: a compacted segment replaces older ones a crash left behind.
-    crate::compact::drop_superseded(dir, fs, &mut seg_ids)?;
+    let replaced = crate::compact::drop_superseded(dir, fs, &mut seg_ids)?;
+    let retired = check_gaps(
+        dir,
+        fs,
+        &seg_ids,
+        &set_aside,
+        &replaced,
+        policy,
+        &mut damage_report,
+    )?;
     let segs: HashSet<u64> = seg_ids.iter().copied().collect();
     for id in idx_ids.iter().filter(|id| !segs.contains(id)) {
         fs.remove_file(&sidecar_path(dir, *id))?;
@@ -302,6 +315,7 @@ pub fn recover(dir: &Path, fs: &dyn Fs, policy: OnCorruption) -> Result<Recovere
         active_len: scan.valid_len,
         next_commit_seq: scan.last_commit_seq + 1,
         damage: damage_report,
+        retired,
     })
 }
 
@@ -405,6 +419,79 @@ fn load_sealed(
         },
     );
     Ok(true)
+}
+
+/// Finds segment ids below the newest segment that are neither present nor
+/// retired on purpose (by retention or compaction): segment files removed
+/// behind the log's back. Returns the record of retired ids, updated.
+fn check_gaps(
+    dir: &Path,
+    fs: &dyn Fs,
+    seg_ids: &[u64],
+    set_aside: &[u64],
+    replaced: &[(u64, u64)],
+    policy: OnCorruption,
+    report: &mut Vec<String>,
+) -> Result<Retired, LogError> {
+    let mut present: Vec<u64> = seg_ids.iter().chain(set_aside).copied().collect();
+    present.sort_unstable();
+    present.dedup();
+    // Gaps between present ids (and below the first), as ranges.
+    let mut gaps = Vec::new();
+    let mut next = 0u64;
+    for id in &present {
+        if *id > next {
+            gaps.push((next, *id));
+        }
+        next = id + 1;
+    }
+    let mut retired = match Retired::load(fs, dir)? {
+        Some(r) => r,
+        None => {
+            // A log from before the record existed (or a damaged record):
+            // every gap counts as intended from now on.
+            let mut r = Retired::default();
+            for (a, b) in &gaps {
+                r.insert_range(*a, *b);
+            }
+            r
+        }
+    };
+    for (a, b) in replaced {
+        retired.insert_range(*a, *b);
+    }
+    let missing: Vec<(u64, u64)> = gaps
+        .iter()
+        .flat_map(|(a, b)| retired.uncovered(*a, *b))
+        .collect();
+    if !missing.is_empty() {
+        let ids: Vec<String> = missing
+            .iter()
+            .map(|(a, b)| {
+                if b - a == 1 {
+                    format!("{a}")
+                } else {
+                    format!("{a}..{}", b - 1)
+                }
+            })
+            .collect();
+        let what = format!(
+            "segment files with ids {} are missing from {} (retention and compaction did not \
+             remove them); the records they held are lost",
+            ids.join(", "),
+            dir.display()
+        );
+        if policy == OnCorruption::Refuse {
+            return Err(refuse(what));
+        }
+        tracing::error!(%what, "going on without them");
+        report.push(what);
+        for (a, b) in &missing {
+            retired.insert_range(*a, *b);
+        }
+    }
+    retired.store(fs, dir)?;
+    Ok(retired)
 }
 
 /// Whether every byte of `file` in `from..to` is zero.

@@ -84,8 +84,22 @@ impl Shared {
         Ok(report)
     }
 
+    /// Records segment ids as given up on purpose before their files go, so
+    /// that recovery does not report them missing (`retired.rs`). A failure
+    /// is logged, never allowed to stop space from being reclaimed.
+    pub(crate) fn retire(&self, ids: impl IntoIterator<Item = u64>) {
+        let mut retired = self.retired.lock();
+        for id in ids {
+            retired.insert(id);
+        }
+        if let Err(e) = retired.store(&*self.fs, &self.config.dir) {
+            tracing::warn!(error = %e, "cannot record retired segment ids; a restart will report them missing");
+        }
+    }
+
     fn delete_segments(&self, ids: &[u64], report: &mut RetentionReport) -> Result<(), LogError> {
         let dir = &self.config.dir;
+        self.retire(ids.iter().copied());
         for &id in ids {
             let bytes = {
                 let mut index = self.index.write();

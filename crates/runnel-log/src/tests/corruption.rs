@@ -170,3 +170,68 @@ fn damaged_sidecar_frame_list_is_rebuilt_from_the_segment() {
     assert_eq!(got, want);
     assert_eq!(log.position_at_timestamp(k, 1_000).unwrap(), 0);
 }
+
+#[test]
+fn a_sealed_segment_removed_behind_the_logs_back_is_reported() {
+    let (dir, config, k) = sealed_log(30);
+    let all: Vec<String> = (0..30).map(|i| format!("r{i}")).collect();
+    // Segment 1's records, read before it goes.
+    let log = Log::open(config.clone(), clock(1_000).1).unwrap();
+    assert_eq!(
+        read_all(&log, k).iter().map(data_of).collect::<Vec<_>>(),
+        all
+    );
+    drop(log);
+    std::fs::remove_file(segment_path(dir.path(), 1)).unwrap();
+    std::fs::remove_file(sidecar_path(dir.path(), 1)).unwrap();
+    match Log::open(config.clone(), clock(1_000).1) {
+        Err(LogError::Corrupt(m)) => {
+            assert!(m.contains("segment files with ids 1 are missing"), "{m}")
+        }
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("missing segment not reported"),
+    }
+    let skip = LogConfig {
+        on_corruption: OnCorruption::Skip,
+        ..config.clone()
+    };
+    let log = Log::open(skip, clock(1_000).1).unwrap();
+    assert_eq!(log.damage_report().len(), 1, "{:?}", log.damage_report());
+    let got: Vec<String> = read_all(&log, k).iter().map(data_of).collect();
+    assert!(got.len() < 30 && got[0] == "r0" && got.last() == all.last());
+    drop(log);
+    // Reported once: the choice to go on is remembered.
+    let log = Log::open(config, clock(1_000).1).unwrap();
+    assert!(log.damage_report().is_empty());
+}
+
+#[test]
+fn segments_retention_deleted_are_not_reported_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, c) = clock(1_000);
+    let config = LogConfig {
+        segment_bytes_max: 400,
+        ..cfg(dir.path())
+    };
+    let (short, long) = (key(1, 0), key(2, 0));
+    let log = open(config.clone(), &c);
+    for i in 0..30 {
+        block_on(log.append(vec![(short, vec![rec(&format!("s{i}"))])])).unwrap();
+    }
+    // One long-lived record after them keeps a later segment alive.
+    block_on(log.append(vec![(long, vec![rec("l")])])).unwrap();
+    m.advance_ms(10_000);
+    let r = log
+        .enforce_retention(&|u| Some(if u == 1 { 1_000 } else { 1_000_000 }))
+        .unwrap();
+    assert!(r.segments_deleted >= 2, "{r:?}");
+    drop(log);
+    let log = open(config.clone(), &c);
+    assert!(log.damage_report().is_empty());
+    assert_eq!(read_all(&log, long).len(), 1);
+    drop(log);
+    // A log directory from before the record of retired ids: gaps count as intended.
+    std::fs::remove_file(dir.path().join("retired")).unwrap();
+    let log = open(config, &c);
+    assert!(log.damage_report().is_empty());
+}
