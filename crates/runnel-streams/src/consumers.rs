@@ -127,6 +127,7 @@ impl StreamsService {
         v.required("streamARN", &input.stream_arn);
         v.required("consumerName", &input.consumer_name);
         v.stream_name("consumerName", input.consumer_name.as_deref());
+        crate::tags::check_tag_map(&mut v, input.tags.as_ref());
         let entry = self.resolve(&ArnOnly(input.stream_arn.as_deref()), v)?;
         let name = input.consumer_name.unwrap_or_default();
         let _guard = self.control.lock();

@@ -2,6 +2,8 @@
 //! `1 validation error detected: Value 'a b' at 'streamName' failed to satisfy
 //! constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+`
 
+use std::collections::BTreeMap;
+
 use crate::error::StreamsError;
 
 /// `0|[1-9]\d{0,max_digits-1}`.
@@ -39,8 +41,12 @@ impl Violations {
     }
 
     fn push(&mut self, value: &str, field: &str, constraint: &str) {
+        self.push_raw(value, field, &format!("Member must {constraint}"));
+    }
+
+    fn push_raw(&mut self, value: &str, field: &str, constraint: &str) {
         self.items.push(format!(
-            "Value {value} at '{field}' failed to satisfy constraint: Member must {constraint}"
+            "Value {value} at '{field}' failed to satisfy constraint: {constraint}"
         ));
     }
 
@@ -178,6 +184,40 @@ impl Violations {
         }
     }
 
+    /// Length bounds on every key and every value of a string map (`TagMap`).
+    /// AWS reports each kind once, showing the whole map.
+    pub fn map_entries(
+        &mut self,
+        field: &str,
+        map: Option<&BTreeMap<String, String>>,
+        keys: (usize, usize),
+        values: (usize, usize),
+    ) {
+        let Some(m) = map else { return };
+        if !m.keys().all(|k| char_len_within(k, keys.0, keys.1)) {
+            self.push_raw(&quote(&show_map(m)), field, &part_bounds("Map keys", keys));
+        }
+        if !m.values().all(|v| char_len_within(v, values.0, values.1)) {
+            self.push_raw(
+                &quote(&show_map(m)),
+                field,
+                &part_bounds("Map value", values),
+            );
+        }
+    }
+
+    /// Length bounds on every member of a string list (`TagKeyList`).
+    pub fn members(&mut self, field: &str, list: Option<&[String]>, min: usize, max: usize) {
+        let Some(l) = list else { return };
+        if !l.iter().all(|k| char_len_within(k, min, max)) {
+            self.push_raw(
+                &quote(&show_list(l)),
+                field,
+                &part_bounds("Member", (min, max)),
+            );
+        }
+    }
+
     /// Whether nothing was found so far.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
@@ -197,6 +237,25 @@ impl Violations {
 
 fn quote(v: &str) -> String {
     format!("'{v}'")
+}
+
+/// AWS's wording for length bounds on the parts of a collection.
+fn part_bounds(lead: &str, (min, max): (usize, usize)) -> String {
+    format!(
+        "{lead} must satisfy constraint: [Member must have length less than or equal to {max}, \
+         Member must have length greater than or equal to {min}]"
+    )
+}
+
+/// A string map as AWS shows it in validation messages: `{a=1, b=2}`.
+pub fn show_map(m: &BTreeMap<String, String>) -> String {
+    let entries: Vec<String> = m.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{{{}}}", entries.join(", "))
+}
+
+/// A string list as AWS shows it in validation messages: `[a, b]`.
+pub fn show_list(l: &[String]) -> String {
+    format!("[{}]", l.join(", "))
 }
 
 #[cfg(test)]
