@@ -148,11 +148,7 @@ pub(crate) fn error_response(encoding: Encoding, e: &FrontDoorError) -> HttpResp
     } else {
         tracing::debug!(error_type, %message, "request rejected");
     }
-    let body = AwsErrorBody {
-        error_type,
-        message: &message,
-    }
-    .encode(encoding);
+    let body = AwsErrorBody::new(error_type, &message).encode(encoding);
     let mut r = aws_response(encoding, status, body, Some(error_type));
     r.extensions_mut().insert(crate::audit::ErrorNote {
         error_type: error_type.to_string(),
