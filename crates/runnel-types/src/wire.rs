@@ -98,7 +98,7 @@ impl<'de> Deserialize<'de> for Blob {
 /// characters, at most two `=` and only at the end, unused bits zero. The
 /// error is AWS's reason (its JSON protocol answers `SerializationException`).
 fn decode_base64(s: &str) -> Result<Vec<u8>, String> {
-    if s.len() % 4 != 0 {
+    if !s.len().is_multiple_of(4) {
         return Err(format!(
             "Base64 encoded length is expected a multiple of 4 bytes but found: {}",
             s.len()
