@@ -434,3 +434,96 @@ def test_answer_without_a_body_keeps_the_connection(endpoint):
     head, closed = _exchange(endpoint, b"GET /_runnel/nope HTTP/1.1\r\nHost: x\r\n\r\n")
     assert head.startswith(b"http/1.1 404"), head
     assert b"connection: close" not in head and not closed
+
+
+# ---------------------------------------------------------------- every model constraint, from the model
+
+SERVED = ("PutRecords PutRecord GetRecords GetShardIterator CreateStream DeleteStream DescribeStream "
+          "DescribeStreamSummary ListStreams ListShards IncreaseStreamRetentionPeriod "
+          "DecreaseStreamRetentionPeriod AddTagsToStream RemoveTagsFromStream ListTagsForStream "
+          "TagResource UntagResource ListTagsForResource SplitShard MergeShards UpdateShardCount "
+          "UpdateStreamMode UpdateStreamWarmThroughput UpdateMaxRecordSize UpdateAccountSettings "
+          "RegisterStreamConsumer DescribeStreamConsumer ListStreamConsumers DeregisterStreamConsumer "
+          "EnableEnhancedMonitoring DisableEnhancedMonitoring StartStreamEncryption StopStreamEncryption "
+          "PutResourcePolicy GetResourcePolicy DeleteResourcePolicy").split()
+NO_STREAM = "e2e-model-no-such-stream"
+NO_ARN = kin.stream_arn(NO_STREAM)
+# Members that must hold a particular well-formed value for the request to get as far
+# as looking the stream up.
+GOOD = {"StreamName": NO_STREAM, "StreamARN": NO_ARN, "ResourceARN": NO_ARN,
+        "ConsumerARN": NO_ARN + "/consumer/c:1700000000", "ShardId": "shardId-000000000000",
+        "ShardToSplit": "shardId-000000000000", "ShardToMerge": "shardId-000000000000",
+        "AdjacentShardToMerge": "shardId-000000000001", "NewStartingHashKey": "12345",
+        "ShardIteratorType": "LATEST", "Policy": "{}", "EncryptionType": "KMS", "KeyId": "alias/k",
+        "RetentionPeriodHours": 48, "MaxRecordSizeInKiB": 2048, "ShardCount": 1,
+        "StreamModeDetails": {"StreamMode": "ON_DEMAND"}, "ShardLevelMetrics": ["IncomingBytes"],
+        "Records": [{"Data": "AA==", "PartitionKey": "p"}], "Tags": {"a": "b"}, "TagKeys": ["a"],
+        "TargetShardCount": 2, "ScalingType": "UNIFORM_SCALING", "ConsumerName": "c",
+        "WarmThroughputMiBps": 10, "ShardIterator": "x", "Data": "AA==", "PartitionKey": "p",
+        "MinimumThroughputBillingCommitment": {"Status": "ENABLED"}}
+NOT_A_STREAM_NAME = {"UpdateStreamMode", "UpdateMaxRecordSize", "RegisterStreamConsumer",
+                     "ListStreamConsumers", "DescribeStreamConsumer", "DeregisterStreamConsumer",
+                     "UpdateAccountSettings", "ListStreams", "GetRecords", "TagResource", "UntagResource",
+                     "ListTagsForResource", "PutResourcePolicy", "GetResourcePolicy", "DeleteResourcePolicy"}
+
+
+def _bad_values(shape):
+    """(kind, value) pairs that break one constraint of `shape`."""
+    meta = shape.metadata
+    if shape.type_name == "string":
+        if "max" in meta:
+            yield "too long", "x" * (meta["max"] + 1)
+        if meta.get("min", 0) >= 1:
+            yield "empty", ""
+        if "pattern" in meta:
+            yield "pattern", "a b"
+        if shape.enum:
+            yield "enum", "NOPE"
+    elif shape.type_name == "integer":
+        if "min" in meta:
+            yield "too small", meta["min"] - 1
+        if "max" in meta:
+            yield "too big", meta["max"] + 1
+    elif shape.type_name == "map":
+        yield "long key", {"k" * 129: "v"}
+    elif shape.type_name == "list" and meta.get("min", 0) >= 1:
+        yield "empty list", []
+
+
+def _model_cases():
+    import botocore.session
+    model = botocore.session.get_session().get_service_model("kinesis")
+    for op in SERVED:
+        shape = model.operation_model(op).input_shape
+        if shape is None:
+            continue
+        base = {k: GOOD[k] for k in shape.members
+                if k in GOOD and (k in shape.required_members or k == "StreamName")}
+        if op in NOT_A_STREAM_NAME:
+            base.pop("StreamName", None)
+        if op in ("UpdateStreamMode", "UpdateMaxRecordSize", "RegisterStreamConsumer",
+                  "ListStreamConsumers"):
+            base["StreamARN"] = NO_ARN
+        if op in ("DescribeStreamConsumer", "DeregisterStreamConsumer"):
+            base = {"ConsumerARN": GOOD["ConsumerARN"]}
+        if op == "PutRecord":
+            # Optional in the model for AUTO-distribution streams; runnel's are all
+            # USER_PARTITION_KEY, which need one.
+            base["PartitionKey"] = GOOD["PartitionKey"]
+        for member, member_shape in shape.members.items():
+            if member in ("StreamName", "StreamARN", "StreamId"):
+                continue
+            for kind, value in _bad_values(member_shape):
+                yield pytest.param(op, {**base, member: value}, member, id=f"{op}.{member}-{kind}")
+
+
+@pytest.mark.parametrize("op,payload,member", list(_model_cases()))
+def test_each_model_constraint_is_checked_before_the_stream(endpoint, op, payload, member):
+    status, body = kin.raw_call(endpoint, op, payload)
+    assert status == 400, body
+    assert kin.error_type(body) == "ValidationException", body
+    # A value may break two constraints at once (too long and off the pattern).
+    field = member[0].lower() + member[1:]
+    violations = body["message"].split(" detected: ", 1)[1].split("; ")
+    assert body["message"].startswith(f"{len(violations)} validation error"), body
+    assert all(f" at '{field}" in v for v in violations), body

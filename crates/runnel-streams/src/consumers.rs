@@ -80,12 +80,7 @@ impl StreamsService {
     ) -> Result<(Arc<StreamEntry>, ConsumerRecord)> {
         v.stream_arn("streamARN", stream_arn);
         v.stream_name("consumerName", consumer_name);
-        v.string("consumerARN", consumer_arn, 1, 2048);
-        if let Some(a) = consumer_arn {
-            if parse_consumer_arn(a).is_none() {
-                v.one_of("consumerARN", Some(a), &["arn:aws:kinesis:<region>:<account>:stream/<name>/consumer/<name>:<timestamp>"]);
-            }
-        }
+        v.consumer_arn("consumerARN", consumer_arn);
         v.finish()?;
         let (stream_name, name, created_s) = match (
             consumer_arn.and_then(parse_consumer_arn),

@@ -38,6 +38,11 @@ impl StreamsService {
             Some(i64::from(MAX_RECORD_SIZE_KIB_MAX)),
         );
         v.int("warmThroughputMiBps", input.warm_throughput_mi_bps, 0, None);
+        v.one_of(
+            "recordDistributionStrategy",
+            input.record_distribution_strategy.as_deref(),
+            &["AUTO", "USER_PARTITION_KEY"],
+        );
         crate::tags::check_tag_map(&mut v, input.tags.as_ref());
         v.finish()?;
         let name = input.stream_name.unwrap_or_default();

@@ -179,13 +179,7 @@ impl StreamsService {
         mut v: Violations,
     ) -> Result<std::sync::Arc<StreamEntry>> {
         v.required("resourceARN", &arn);
-        v.string("resourceARN", arn, 1, 2048);
-        if let Some(a) = arn {
-            let shape_ok = a.starts_with("arn:aws") && a.contains(":kinesis:");
-            if !shape_ok {
-                v.required::<()>("resourceARN", &None);
-            }
-        }
+        v.resource_arn("resourceARN", arn);
         v.finish()?;
         let arn = arn.unwrap_or_default();
         let parsed = StreamArn::parse(arn)

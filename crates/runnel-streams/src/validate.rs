@@ -15,6 +15,36 @@ pub fn is_decimal(v: &str, max_digits: usize) -> bool {
             && v.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// Whether `v` matches the whole of the model's `ResourceARN` pattern
+/// `arn:aws.*:kinesis:.*:\d{12}:.*(stream|channel|queue)/\S+` (each `.*`
+/// tried at every place it could end; ARNs are at most 2048 characters).
+pub fn is_resource_arn(v: &str) -> bool {
+    // Java's `\s`: ASCII white space only.
+    let non_space = |s: &str| {
+        !s.is_empty()
+            && !s
+                .bytes()
+                .any(|b| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
+    };
+    let Some(rest) = v.strip_prefix("arn:aws") else {
+        return false;
+    };
+    rest.match_indices(":kinesis:").any(|(i, m)| {
+        let after = &rest[i + m.len()..];
+        after.match_indices(':').any(|(j, _)| {
+            let d = &after.as_bytes()[j + 1..];
+            d.len() > 12
+                && d[..12].iter().all(u8::is_ascii_digit)
+                && d[12] == b':'
+                && ["stream/", "channel/", "queue/"].iter().any(|kind| {
+                    let tail = &after[j + 14..];
+                    tail.match_indices(kind)
+                        .any(|(k, _)| non_space(&tail[k + kind.len()..]))
+                })
+        })
+    })
+}
+
 /// Whether a string's length in characters lies in `min..=max`, without
 /// counting characters when the byte length already decides it.
 pub fn char_len_within(v: &str, min: usize, max: usize) -> bool {
@@ -101,6 +131,34 @@ impl Violations {
                 &quote(v),
                 field,
                 "satisfy regular expression pattern: arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+",
+            );
+        }
+    }
+
+    /// `ResourceARN` of the tag and resource-policy operations.
+    pub fn resource_arn(&mut self, field: &str, value: Option<&str>) {
+        let Some(v) = value else { return };
+        self.string(field, Some(v), 1, 2048);
+        if !v.is_empty() && !is_resource_arn(v) {
+            self.push(
+                &quote(v),
+                field,
+                "satisfy regular expression pattern: \
+                 arn:aws.*:kinesis:.*:\\d{12}:.*(stream|channel|queue)/\\S+",
+            );
+        }
+    }
+
+    /// `ConsumerARN`: `<stream ARN>/consumer/<name>:<epoch seconds>`.
+    pub fn consumer_arn(&mut self, field: &str, value: Option<&str>) {
+        let Some(v) = value else { return };
+        self.string(field, Some(v), 1, 2048);
+        if !v.is_empty() && crate::consumers::parse_consumer_arn(v).is_none() {
+            self.push(
+                &quote(v),
+                field,
+                "satisfy regular expression pattern: ^(arn):aws.*:kinesis:.*:\\d{12}:.*stream\\/\
+                 [a-zA-Z0-9_.-]+\\/consumer\\/[a-zA-Z0-9_.-]+:[0-9]+",
             );
         }
     }
@@ -281,6 +339,28 @@ mod tests {
             "{err}"
         );
         assert!(err.ends_with("Member must not be null"), "{err}");
+    }
+
+    #[test]
+    fn resource_arns() {
+        for ok in [
+            "arn:aws:kinesis:us-east-1:000000000000:stream/s",
+            "arn:aws-cn:kinesis:cn-north-1:000000000000:stream/s/consumer/c:1",
+            "arn:aws:kinesis::000000000000:channel/x",
+            "arn:aws:kinesis:r:000000000000:queue/q",
+        ] {
+            assert!(is_resource_arn(ok), "{ok}");
+        }
+        for bad in [
+            "a b",
+            "arn:aws:kinesis:us-east-1:00000000000:stream/s",
+            "arn:aws:kinesis:us-east-1:000000000000:stream/",
+            "arn:aws:kinesis:us-east-1:000000000000:stream/a b",
+            "arn:aws:sqs:us-east-1:000000000000:stream/s",
+            "arn:aws:kinesis:us-east-1:000000000000:table/s",
+        ] {
+            assert!(!is_resource_arn(bad), "{bad}");
+        }
     }
 
     #[test]
