@@ -63,12 +63,12 @@ pub fn decode<T: DeserializeOwned>(encoding: Encoding, body: &[u8]) -> Result<T,
             if body.is_empty() {
                 return decode(Encoding::Json, b"{}");
             }
-            let value: ciborium::Value = ciborium::from_reader(body)
-                .map_err(|e| ProtocolError::Serialization(format!("malformed CBOR: {e}")))?;
+            let value: ciborium::Value = ciborium::from_reader(body).map_err(|e| cbor_error(&e))?;
             let value = strip_tags(value);
-            value
-                .deserialized()
-                .map_err(|e| ProtocolError::Serialization(e.to_string()))
+            value.deserialized().map_err(|e| {
+                let ciborium::value::Error::Custom(text) = e;
+                ProtocolError::Serialization(base64_message(&text).unwrap_or(text))
+            })
         }
     }
 }
@@ -80,17 +80,38 @@ fn json_error(e: &serde_path_to_error::Error<serde_json::Error>) -> ProtocolErro
         return ProtocolError::Serialization(format!("malformed JSON: {inner}"));
     }
     let text = inner.to_string();
-    if text.starts_with(runnel_types::wire::BASE64_ERROR) {
-        // AWS answers undecodable base64 in a blob member this way.
-        return ProtocolError::Serialization(format!(
-            "Base64 encoded value at '{path}' could not be decoded"
-        ));
+    if let Some(m) = base64_message(&text) {
+        return ProtocolError::Serialization(m);
     }
     if path.is_empty() || path == "." {
         ProtocolError::Serialization(text)
     } else {
         ProtocolError::Serialization(format!("{text} (at '{path}')"))
     }
+}
+
+/// The AWS message of an undecodable base64 blob (`Blob`'s serde error),
+/// without the position serde_json appends.
+fn base64_message(text: &str) -> Option<String> {
+    let rest = text.strip_prefix(runnel_types::wire::BASE64_ERROR)?;
+    let rest = rest.strip_prefix(": ").unwrap_or(rest);
+    let rest = rest.rsplit_once(" at line ").map_or(rest, |(m, _)| m);
+    Some(rest.to_string())
+}
+
+/// A CBOR body that is not well-formed, in words rather than the decoder's
+/// `Debug` text.
+fn cbor_error<T>(e: &ciborium::de::Error<T>) -> ProtocolError {
+    use ciborium::de::Error;
+    let why = match e {
+        // Reading from a byte slice fails only when the bytes run out.
+        Error::Io(_) => "the body ends before the CBOR value is complete".to_string(),
+        Error::Syntax(at) => format!("invalid CBOR syntax at byte {at}"),
+        Error::Semantic(Some(at), m) => format!("{m} (at byte {at})"),
+        Error::Semantic(None, m) => m.clone(),
+        Error::RecursionLimitExceeded => "the CBOR value is nested too deeply".to_string(),
+    };
+    ProtocolError::Serialization(format!("Malformed CBOR body: {why}."))
 }
 
 /// Tags carry no meaning for the shapes we decode (tag 1 timestamps are plain
@@ -157,8 +178,11 @@ mod tests {
         assert!(err.to_string().contains("ShardCount"), "{err}");
         assert!(decode::<Shape>(Encoding::Json, b"{").is_err());
         assert!(decode::<Shape>(Encoding::Json, b"[]").is_err());
-        let err = decode::<Shape>(Encoding::Json, br#"{"Data":"%%%"}"#).unwrap_err();
-        assert!(err.to_string().contains("Base64"), "{err}");
+        let err = decode::<Shape>(Encoding::Json, br#"{"Data":"%%%%"}"#).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "'%%%%' can not be converted to a Blob: Invalid Base64 character: '%'"
+        );
     }
 
     #[test]
@@ -186,6 +210,23 @@ mod tests {
         let back: Shape = decode(Encoding::Cbor, &out).unwrap();
         assert_eq!(back, s);
         assert!(decode::<Shape>(Encoding::Cbor, &[0xff, 0x00]).is_err());
+        // Truncated: a map of three entries with one key and half a value.
+        let err = decode::<Shape>(Encoding::Cbor, b"\xa3\x6aStreamName\x62s").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Malformed CBOR body: the body ends before the CBOR value is complete."
+        );
+        // A value of the wrong type reads as serde's words, not Debug text.
+        let v = ciborium::Value::Map(vec![(
+            ciborium::Value::Text("ShardCount".into()),
+            ciborium::Value::Text("x".into()),
+        )]);
+        let mut body = Vec::new();
+        ciborium::into_writer(&v, &mut body).unwrap();
+        let err = decode::<Shape>(Encoding::Cbor, &body)
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("Custom("), "{err}");
     }
 
     #[test]

@@ -148,11 +148,7 @@ pub(crate) fn error_response(encoding: Encoding, e: &FrontDoorError) -> HttpResp
     } else {
         tracing::debug!(error_type, %message, "request rejected");
     }
-    let body = AwsErrorBody {
-        error_type,
-        message: &message,
-    }
-    .encode(encoding);
+    let body = AwsErrorBody::new(error_type, &message).encode(encoding);
     let mut r = aws_response(encoding, status, body, Some(error_type));
     r.extensions_mut().insert(crate::audit::ErrorNote {
         error_type: error_type.to_string(),
@@ -192,9 +188,11 @@ async fn route(
 ) -> HttpResponse {
     match (req.method(), req.uri().path()) {
         // Ready: serving requests. Health: serving and storage intact.
-        (&Method::GET, "/ready") => plain(StatusCode::OK, "ok\n"),
-        (&Method::GET, "/health") => crate::health::health(&state.log),
-        (&Method::GET, "/metrics") => {
+        // These GET answers never read a body: one sent anyway closes the
+        // connection, and the answer says so.
+        (&Method::GET, "/ready") => close_if_body(&req, plain(StatusCode::OK, "ok\n")),
+        (&Method::GET, "/health") => close_if_body(&req, crate::health::health(&state.log)),
+        (&Method::GET, "/metrics") => close_if_body(&req, {
             let mut text = state.metrics.prometheus();
             crate::health::log_metrics(&state.log, &mut text);
             let mut r = Response::new(full(text));
@@ -203,8 +201,10 @@ async fn route(
                 HeaderValue::from_static("text/plain; version=0.0.4"),
             );
             r
+        }),
+        (&Method::GET, p) if crate::console::is_console_path(p) => {
+            close_if_body(&req, crate::console::serve(p))
         }
-        (&Method::GET, p) if crate::console::is_console_path(p) => crate::console::serve(p),
         (&Method::POST, path) if path.starts_with(crate::cloudwatch::RPC_PATH_PREFIX) => {
             let op = path[crate::cloudwatch::RPC_PATH_PREFIX.len()..].to_owned();
             let ua = user_agent(&req);
@@ -302,7 +302,9 @@ async fn aws_request(
             return crate::frontdoor::closing(parts.version, error_response(encoding, &e));
         }
         Err(BodyError::Read(m)) => {
-            return error_response(encoding, &FrontDoorError::Serialization(m))
+            // A body that broke off leaves the connection unusable.
+            let r = error_response(encoding, &FrontDoorError::Serialization(m));
+            return crate::frontdoor::closing(parts.version, r);
         }
         Err(e @ BodyError::TimedOut(_)) => {
             let r = plain(
@@ -396,19 +398,23 @@ async fn aws_request(
 
 async fn test_hook(state: &AppState, req: Request<Incoming>) -> HttpResponse {
     let Some(clock) = state.test_clock.clone() else {
-        return plain(
+        let r = plain(
             StatusCode::NOT_FOUND,
             "test hooks are disabled (start with --test-clock)\n",
         );
+        return close_if_body(&req, r);
     };
     let path = req.uri().path().to_owned();
+    let version = req.version();
     let body = match read_limited(req.into_body(), None, 64 * 1024).await {
         Ok(b) => b,
         Err(e) => {
-            return json(
+            // The rest of the body stays unread: the connection closes.
+            let r = json(
                 StatusCode::BAD_REQUEST,
                 serde_json::json!({ "error": e.to_string() }),
-            )
+            );
+            return crate::frontdoor::closing(version, r);
         }
     };
     match path.as_str() {
@@ -479,7 +485,8 @@ async fn cloudwatch_request(
                 error_type: "InvalidParameterValueException",
                 message: e.to_string(),
             };
-            return cloudwatch_error(wire, &err);
+            // The body is left unread or broke off: the connection closes.
+            return crate::frontdoor::closing(parts.version, cloudwatch_error(wire, &err));
         }
     };
     if let Err(FrontDoorError::Auth(e)) =

@@ -41,11 +41,11 @@ pub(crate) async fn respond(
             let (error_type, status) = e.aws();
             let message = e.to_string();
             tracing::debug!(error_type, %message, "kms request rejected");
-            let body = serde_json::json!({ "__type": error_type, "message": message });
+            let body = runnel_protocol::AwsErrorBody::new(error_type, &message);
             aws_response(
                 Encoding::Json,
                 StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-                body.to_string().into_bytes(),
+                body.encode(Encoding::Json),
                 Some(error_type),
             )
         }

@@ -28,6 +28,8 @@ pub struct CreateStreamInput {
     pub tags: Option<BTreeMap<String, String>>,
     pub max_record_size_in_ki_b: Option<i64>,
     pub warm_throughput_mi_bps: Option<i64>,
+    /// Checked against the model's enum; runnel routes by partition key either way.
+    pub record_distribution_strategy: Option<String>,
 }
 
 /// Operations that name a stream by `StreamName` and/or `StreamARN`.

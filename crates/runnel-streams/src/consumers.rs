@@ -80,12 +80,7 @@ impl StreamsService {
     ) -> Result<(Arc<StreamEntry>, ConsumerRecord)> {
         v.stream_arn("streamARN", stream_arn);
         v.stream_name("consumerName", consumer_name);
-        v.string("consumerARN", consumer_arn, 1, 2048);
-        if let Some(a) = consumer_arn {
-            if parse_consumer_arn(a).is_none() {
-                v.one_of("consumerARN", Some(a), &["arn:aws:kinesis:<region>:<account>:stream/<name>/consumer/<name>:<timestamp>"]);
-            }
-        }
+        v.consumer_arn("consumerARN", consumer_arn);
         v.finish()?;
         let (stream_name, name, created_s) = match (
             consumer_arn.and_then(parse_consumer_arn),
@@ -127,6 +122,7 @@ impl StreamsService {
         v.required("streamARN", &input.stream_arn);
         v.required("consumerName", &input.consumer_name);
         v.stream_name("consumerName", input.consumer_name.as_deref());
+        crate::tags::check_tag_map(&mut v, input.tags.as_ref());
         let entry = self.resolve(&ArnOnly(input.stream_arn.as_deref()), v)?;
         let name = input.consumer_name.unwrap_or_default();
         let _guard = self.control.lock();

@@ -38,9 +38,12 @@ impl StreamsService {
             Some(i64::from(MAX_RECORD_SIZE_KIB_MAX)),
         );
         v.int("warmThroughputMiBps", input.warm_throughput_mi_bps, 0, None);
-        if let Some(tags) = &input.tags {
-            v.list_len("tags", Some(tags.len()), 1, 200, "{…}");
-        }
+        v.one_of(
+            "recordDistributionStrategy",
+            input.record_distribution_strategy.as_deref(),
+            &["AUTO", "USER_PARTITION_KEY"],
+        );
+        crate::tags::check_tag_map(&mut v, input.tags.as_ref());
         v.finish()?;
         let name = input.stream_name.unwrap_or_default();
 
@@ -155,11 +158,10 @@ impl StreamsService {
         let entry = self.resolve(&input, Violations::new())?;
         let _guard = self.control.lock();
         let entry = self.lookup(&entry.rec.name)?;
+        // AWS deletes a stream in any state but DELETING, CREATING included.
         match self.state_of(&entry.rec) {
-            StreamState::Active | StreamState::Updating => {}
-            StreamState::Creating | StreamState::Deleting => {
-                return Err(self.not_active(&entry.rec))
-            }
+            StreamState::Active | StreamState::Updating | StreamState::Creating => {}
+            StreamState::Deleting => return Err(self.not_active(&entry.rec)),
         }
         if self.has_live_consumers(&entry) && input.enforce_consumer_deletion != Some(true) {
             return Err(StreamsError::ResourceInUse(format!(

@@ -59,14 +59,14 @@ impl StreamsService {
     }
 
     pub async fn put_record(&self, input: PutRecordInput) -> Result<PutRecordOutput> {
+        // In the order AWS reports them (the stream's name comes last).
         let mut v = Violations::new();
-        v.required("data", &input.data);
-        v.required("partitionKey", &input.partition_key);
-        v.blob_len(
-            "data",
-            input.data.as_ref().map(|d| d.0.len()),
-            RECORD_BYTES_MAX_CEILING,
+        v.decimal(
+            "sequenceNumberForOrdering",
+            input.sequence_number_for_ordering.as_deref(),
+            129,
         );
+        v.required("partitionKey", &input.partition_key);
         v.string(
             "partitionKey",
             input.partition_key.as_deref(),
@@ -74,10 +74,11 @@ impl StreamsService {
             PARTITION_KEY_CHARS_MAX,
         );
         v.decimal("explicitHashKey", input.explicit_hash_key.as_deref(), 39);
-        v.decimal(
-            "sequenceNumberForOrdering",
-            input.sequence_number_for_ordering.as_deref(),
-            129,
+        v.required("data", &input.data);
+        v.blob_len(
+            "data",
+            input.data.as_ref().map(|d| d.0.len()),
+            RECORD_BYTES_MAX_CEILING,
         );
         let entry = self.resolve(&input, v)?;
         let data = input.data.unwrap_or_default();

@@ -33,7 +33,7 @@ impl StreamsService {
         mut v: Violations,
     ) -> Result<(Arc<StreamEntry>, String)> {
         v.required("resourceARN", &arn);
-        v.string("resourceARN", arn, 1, 2048);
+        v.resource_arn("resourceARN", arn);
         v.finish()?;
         let arn = arn.unwrap_or_default();
         let entry = self

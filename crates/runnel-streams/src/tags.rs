@@ -9,10 +9,21 @@ use runnel_types::StreamArn;
 use crate::api::*;
 use crate::error::{Result, StreamsError};
 use crate::service::{StreamEntry, StreamsService};
-use crate::validate::Violations;
+use crate::validate::{show_list, show_map, Violations};
 
+/// AWS's tag pattern `[\p{L}\p{Z}\p{N}_.:/=+\-@%]`: letters, digits, the
+/// Unicode space separators (a tab or a newline is not one) and `_.:/=+-@%`.
 fn tag_char_ok(c: char) -> bool {
-    c.is_alphanumeric() || c.is_whitespace() || "_./=+-%@:".contains(c)
+    c.is_alphanumeric() || is_space_separator(c) || "_./=+-%@:".contains(c)
+}
+
+/// Unicode general categories Zs, Zl and Zp (`\p{Z}`).
+fn is_space_separator(c: char) -> bool {
+    matches!(
+        c,
+        ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200a}' | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}'
+    )
 }
 
 /// Checks tag keys/values and the per-stream tag limit.
@@ -23,15 +34,8 @@ pub(crate) fn check_tags(
     account: &str,
     resulting_count: usize,
 ) -> Result<()> {
+    // Lengths are model constraints, checked before (`check_tag_map`).
     for (k, val) in tags {
-        if k.is_empty()
-            || k.chars().count() > TAG_KEY_CHARS_MAX
-            || val.chars().count() > TAG_VALUE_CHARS_MAX
-        {
-            return Err(StreamsError::InvalidArgument(format!(
-                "Tag keys must be 1 to {TAG_KEY_CHARS_MAX} characters and values at most {TAG_VALUE_CHARS_MAX} characters; got key '{k}'."
-            )));
-        }
         if !k.chars().all(tag_char_ok) || !val.chars().all(tag_char_ok) {
             return Err(StreamsError::InvalidArgument(
                 "Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @.".into(),
@@ -55,16 +59,27 @@ pub(crate) fn check_tags(
     Ok(())
 }
 
-/// Model constraints of a `TagMap` member (`Tags`: 1–200 entries).
-fn check_tag_map(v: &mut Violations, tags: &Option<BTreeMap<String, String>>) {
-    v.required("tags", tags);
-    v.list_len("tags", tags.as_ref().map(BTreeMap::len), 1, 200, "{…}");
+/// Model constraints of a `TagMap` member (`Tags`: 1–200 entries, keys of
+/// 1–128 and values of 0–256 characters), checked before the stream is
+/// looked up, as AWS does.
+pub(crate) fn check_tag_map(v: &mut Violations, tags: Option<&BTreeMap<String, String>>) {
+    let Some(tags) = tags else { return };
+    v.list_len("tags", Some(tags.len()), 1, 200, &show_map(tags));
+    v.map_entries(
+        "tags",
+        Some(tags),
+        (1, TAG_KEY_CHARS_MAX),
+        (0, TAG_VALUE_CHARS_MAX),
+    );
 }
 
-/// Model constraints of a `TagKeyList` member (`TagKeys`: 1–50 keys).
+/// Model constraints of a `TagKeyList` member (`TagKeys`: 1–50 keys of
+/// 1–128 characters).
 fn check_tag_keys(v: &mut Violations, keys: &Option<Vec<String>>) {
     v.required("tagKeys", keys);
-    v.list_len("tagKeys", keys.as_ref().map(Vec::len), 1, 50, "[…]");
+    let Some(keys) = keys else { return };
+    v.list_len("tagKeys", Some(keys.len()), 1, 50, &show_list(keys));
+    v.members("tagKeys", Some(keys), 1, TAG_KEY_CHARS_MAX);
 }
 
 impl StreamsService {
@@ -105,7 +120,8 @@ impl StreamsService {
 
     pub fn add_tags_to_stream(&self, input: AddTagsToStreamInput) -> Result<Empty> {
         let mut v = Violations::new();
-        check_tag_map(&mut v, &input.tags);
+        v.required("tags", &input.tags);
+        check_tag_map(&mut v, input.tags.as_ref());
         let entry = self.resolve(&input, v)?;
         self.add_tags(&entry, input.tags.unwrap_or_default())?;
         Ok(Empty {})
@@ -163,13 +179,7 @@ impl StreamsService {
         mut v: Violations,
     ) -> Result<std::sync::Arc<StreamEntry>> {
         v.required("resourceARN", &arn);
-        v.string("resourceARN", arn, 1, 2048);
-        if let Some(a) = arn {
-            let shape_ok = a.starts_with("arn:aws") && a.contains(":kinesis:");
-            if !shape_ok {
-                v.required::<()>("resourceARN", &None);
-            }
-        }
+        v.resource_arn("resourceARN", arn);
         v.finish()?;
         let arn = arn.unwrap_or_default();
         let parsed = StreamArn::parse(arn)
@@ -182,7 +192,8 @@ impl StreamsService {
 
     pub fn tag_resource(&self, input: TagResourceInput) -> Result<Empty> {
         let mut v = Violations::new();
-        check_tag_map(&mut v, &input.tags);
+        v.required("tags", &input.tags);
+        check_tag_map(&mut v, input.tags.as_ref());
         let entry = self.resolve_resource(input.resource_arn.as_deref(), v)?;
         self.add_tags(&entry, input.tags.unwrap_or_default())?;
         Ok(Empty {})

@@ -43,9 +43,11 @@ impl<'de> Visitor<'de> for BlobVisitor {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Blob, E> {
-        decode_base64(v)
-            .map(Blob)
-            .ok_or_else(|| E::custom(BASE64_ERROR))
+        decode_base64(v).map(Blob).map_err(|why| {
+            E::custom(format!(
+                "{BASE64_ERROR}: '{v}' can not be converted to a Blob: {why}"
+            ))
+        })
     }
 
     fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Blob, E> {
@@ -66,8 +68,8 @@ impl<'de> Visitor<'de> for BlobVisitor {
     }
 }
 
-/// The message serde errors carry for undecodable base64; the front door
-/// recognises it to answer as AWS does.
+/// The prefix of the serde error for undecodable base64; the front door
+/// recognises it and answers with the AWS message that follows it.
 pub const BASE64_ERROR: &str = "invalid base64";
 
 mod serde_bytes_like {
@@ -92,15 +94,29 @@ impl<'de> Deserialize<'de> for Blob {
     }
 }
 
-/// Accepts standard base64 with or without padding, like AWS does.
-fn decode_base64(s: &str) -> Option<Vec<u8>> {
-    let trimmed = s.trim_end_matches('=');
-    if trimmed.len() % 4 == 1 {
-        return None;
+/// Decodes standard base64 as strictly as AWS: padded to a multiple of four
+/// characters, at most two `=` and only at the end, unused bits zero. The
+/// error is AWS's reason (its JSON protocol answers `SerializationException`).
+fn decode_base64(s: &str) -> Result<Vec<u8>, String> {
+    if !s.len().is_multiple_of(4) {
+        return Err(format!(
+            "Base64 encoded length is expected a multiple of 4 bytes but found: {}",
+            s.len()
+        ));
     }
-    base64::engine::general_purpose::STANDARD_NO_PAD
-        .decode(trimmed)
-        .ok()
+    let body = s.trim_end_matches('=');
+    if let Some(c) = body
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '+' || *c == '/'))
+    {
+        return Err(format!("Invalid Base64 character: '{c}'"));
+    }
+    if s.len() - body.len() > 2 {
+        return Err("Invalid Base64 padding".into());
+    }
+    STANDARD
+        .decode(s)
+        .map_err(|_| "Invalid last non-pad Base64 character dectected".into())
 }
 
 /// A point in time with millisecond precision.
@@ -204,10 +220,43 @@ mod tests {
         assert_eq!(serde_json::to_string(&b).unwrap(), "\"aGVsbG8=\"");
         let back: Blob = serde_json::from_str("\"aGVsbG8=\"").unwrap();
         assert_eq!(back, b);
-        let unpadded: Blob = serde_json::from_str("\"aGVsbG8\"").unwrap();
-        assert_eq!(unpadded, b);
+        let empty: Blob = serde_json::from_str("\"\"").unwrap();
+        assert_eq!(empty, Blob(Vec::new()));
         assert!(serde_json::from_str::<Blob>("\"!!!\"").is_err());
         assert!(serde_json::from_str::<Blob>("12").is_err());
+    }
+
+    #[test]
+    fn base64_is_strict() {
+        let why = |s: &str| decode_base64(s).unwrap_err();
+        assert_eq!(
+            why("aGVsbG8"),
+            "Base64 encoded length is expected a multiple of 4 bytes but found: 7"
+        );
+        assert_eq!(
+            why("AAA"),
+            "Base64 encoded length is expected a multiple of 4 bytes but found: 3"
+        );
+        assert_eq!(why("aG!s"), "Invalid Base64 character: '!'");
+        assert_eq!(why("a=bc"), "Invalid Base64 character: '='");
+        assert_eq!(why("===="), "Invalid Base64 padding");
+        assert_eq!(why("A==="), "Invalid Base64 padding");
+        // "AB==" leaves non-zero bits after the one byte it encodes.
+        assert_eq!(
+            why("AB=="),
+            "Invalid last non-pad Base64 character dectected"
+        );
+        assert_eq!(decode_base64("AA==").unwrap(), vec![0]);
+        assert_eq!(decode_base64("").unwrap(), Vec::<u8>::new());
+        let err = serde_json::from_str::<Blob>("\"AAA\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "{BASE64_ERROR}: 'AAA' can not be converted to a Blob: "
+            )),
+            "{err}"
+        );
     }
 
     #[test]
