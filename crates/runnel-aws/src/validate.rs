@@ -368,11 +368,20 @@ pub mod check {
     }
 
     /// Constraints on the string items of a list or the keys/values of a
-    /// map are reported once for the whole member, as AWS does:
-    /// `Member must satisfy constraint: [Member must have length less than
-    /// or equal to 128]`. `failed` collects each broken constraint once.
+    /// map are reported once for the whole member, as AWS does, naming
+    /// every length bound of the item when one is broken (the longest
+    /// first): `Member must satisfy constraint: [Member must have length
+    /// less than or equal to 128, Member must have length greater than or
+    /// equal to 1]`. `failed` collects each constraint once.
     pub fn item_str(v: &str, min: Option<usize>, max: Option<usize>, failed: &mut Vec<String>) {
-        if let Some(c) = len_constraint(char_len(v), min, max) {
+        if len_constraint(char_len(v), min, max).is_none() {
+            return;
+        }
+        let bounds = [
+            max.map(|m| format!("Member must have length less than or equal to {m}")),
+            min.map(|m| format!("Member must have length greater than or equal to {m}")),
+        ];
+        for c in bounds.into_iter().flatten() {
             if !failed.contains(&c) {
                 failed.push(c);
             }

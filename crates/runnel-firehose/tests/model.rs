@@ -144,8 +144,8 @@ fn string_list_items_are_reported_for_the_whole_list() {
         msg,
         format!(
             "1 validation error detected: Value '[, ok, {long}]' at 'tagKeys' failed to satisfy \
-             constraint: Member must satisfy constraint: [Member must have length greater than \
-             or equal to 1, Member must have length less than or equal to 128]"
+             constraint: Member must satisfy constraint: [Member must have length less than or \
+             equal to 128, Member must have length greater than or equal to 1]"
         )
     );
 }
