@@ -32,6 +32,7 @@ pub struct Retired {
 }
 
 impl Retired {
+    #[cfg(test)]
     pub fn contains(&self, id: u64) -> bool {
         let i = self.ranges.partition_point(|(_, end)| *end <= id);
         self.ranges.get(i).is_some_and(|(first, _)| *first <= id)

@@ -101,13 +101,7 @@ pub fn encode(
     for (i, (key, frames)) in shards.iter().enumerate() {
         let frames_offset = out.len() as u64;
         let start = out.len();
-        for f in frames {
-            out.extend_from_slice(&f.first_position.to_le_bytes());
-            out.extend_from_slice(&f.record_count.to_le_bytes());
-            out.extend_from_slice(&f.len.to_le_bytes());
-            out.extend_from_slice(&f.offset.to_le_bytes());
-            out.extend_from_slice(&f.timestamp_ms.to_le_bytes());
-        }
+        encode_frames(&mut out, frames);
         let frames_crc = crc32c::crc32c(&out[start..]);
         let (first, last) = (frames[0], frames[frames.len() - 1]);
         let span = SealedSpan {
@@ -149,6 +143,17 @@ pub fn encode(
         spans,
         ends,
         streams,
+    }
+}
+
+/// Appends a frame list (32 B per frame).
+pub(crate) fn encode_frames(out: &mut Vec<u8>, frames: &[FrameLoc]) {
+    for f in frames {
+        out.extend_from_slice(&f.first_position.to_le_bytes());
+        out.extend_from_slice(&f.record_count.to_le_bytes());
+        out.extend_from_slice(&f.len.to_le_bytes());
+        out.extend_from_slice(&f.offset.to_le_bytes());
+        out.extend_from_slice(&f.timestamp_ms.to_le_bytes());
     }
 }
 

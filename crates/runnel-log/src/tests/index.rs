@@ -112,13 +112,7 @@ fn rewrite_as_version_2(dir: &Path, id: u64) {
     let mut out = vec![0u8; SIDECAR_HEADER_BYTES + summary];
     for (i, (k, s, frames)) in lists.iter().enumerate() {
         let at = out.len() as u64;
-        for f in frames {
-            out.extend_from_slice(&f.first_position.to_le_bytes());
-            out.extend_from_slice(&f.record_count.to_le_bytes());
-            out.extend_from_slice(&f.len.to_le_bytes());
-            out.extend_from_slice(&f.offset.to_le_bytes());
-            out.extend_from_slice(&f.timestamp_ms.to_le_bytes());
-        }
+        sidecar::encode_frames(&mut out, frames);
         let span = SealedSpan {
             frames_offset: at,
             frames_crc: crc32c::crc32c(&out[at as usize..]),
