@@ -11,8 +11,10 @@
 #
 # The access key and secret are fixed (RUNNEL_S3_ACCESS_KEY / RUNNEL_S3_SECRET_KEY
 # override them); the server checks every request's signature against them.
-# Logs go to DIR.log and the process id to DIR.pid, beside DIR, so nothing but
-# buckets lives inside DIR.
+# RUNNEL_TOOLS_DIR puts the build somewhere other than .tools/ (e.g. a
+# directory kept across fresh clones). The server's log goes to DIR.log and
+# its process id to DIR.pid, beside DIR; inside DIR s3s-fs keeps one
+# directory per bucket and its own dot-files (metadata, pending uploads).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -21,7 +23,7 @@ ROOT=$PWD
 # 0.14.1 is the newest s3s-fs whose rust-version (1.92) our toolchain meets;
 # 0.15 and later need Rust 1.96.
 S3S_FS_VERSION=0.14.1
-TOOLS="$ROOT/.tools"
+TOOLS="${RUNNEL_TOOLS_DIR:-$ROOT/.tools}"
 BIN="$TOOLS/bin/s3s-fs"
 LAST="$TOOLS/s3-server.last"
 ACCESS_KEY="${RUNNEL_S3_ACCESS_KEY:-runnel-test-access}"
