@@ -45,7 +45,7 @@ cmd_install() {
         return
     fi
     command -v cargo >/dev/null 2>&1 || die "cargo is needed to build s3s-fs"
-    echo "building s3s-fs $S3S_FS_VERSION into .tools/ (cargo install; about 3 min on 2 cores)"
+    echo "building s3s-fs $S3S_FS_VERSION into .tools/ (cargo install; about 4 min on a busy 2-core machine)"
     # --locked: the crate's own Cargo.lock, so a fresh machine builds the same set.
     # --force: replace an older pinned version if one is there.
     cargo install --locked --force "s3s-fs@$S3S_FS_VERSION" --features binary --root "$TOOLS"
