@@ -163,3 +163,42 @@ def make_stream(request, kinesis):
 def stream(make_stream) -> str:
     """A fresh ACTIVE stream with 1 shard."""
     return make_stream(1)
+
+
+# --- A real S3-compatible server (s3s-fs, via scripts/s3-server.sh) for the
+# Firehose delivery tests. scripts/test runs `scripts/s3-server.sh install`.
+
+S3_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "s3-server.sh")
+
+
+class S3Server:
+    """Where the session's S3 server listens and the credentials it accepts."""
+
+    def __init__(self, settings: dict, port: int, data_dir):
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self.access_key = settings["RUNNEL_S3_ACCESS_KEY"]
+        self.secret_key = settings["RUNNEL_S3_SECRET_KEY"]
+        self.region = settings["RUNNEL_S3_REGION"]
+        self.data_dir = data_dir
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    import subprocess
+
+    def run(*args: str) -> str:
+        done = subprocess.run([S3_SCRIPT, *args], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, f"s3-server.sh {' '.join(args)}: {done.stdout}{done.stderr}"
+        return done.stdout
+
+    settings = dict(line.split("=", 1) for line in run("env").split())
+    if not os.access(settings["RUNNEL_S3_BIN"], os.X_OK):
+        pytest.fail(f"no S3 server at {settings['RUNNEL_S3_BIN']}: run scripts/s3-server.sh install",
+                    pytrace=False)
+    data_dir = tmp_path_factory.mktemp("s3") / "data"
+    port = kin.free_port()
+    run("start", str(data_dir), str(port))
+    try:
+        yield S3Server(settings, port, data_dir)
+    finally:
+        run("stop", str(data_dir))
