@@ -82,6 +82,7 @@ def test_byte_flip_refuses_start_then_skip_keeps_every_intact_record():
         with urllib.request.urlopen(srv.endpoint + "/metrics", timeout=5) as r:
             metrics = r.read().decode()
         assert "\nrunnel_log_damaged_ranges 1\n" in metrics
+        assert "\nrunnel_log_open_segments " in metrics and "\nrunnel_log_cache_bytes " in metrics
 
         last = max(int(r["SequenceNumber"]) for r in before)
         r = client.put_records(StreamName="dmg", Records=[

@@ -41,7 +41,7 @@ fn text(status: StatusCode, body: String) -> HttpResponse {
 /// Appends the log's counters in the Prometheus text format.
 pub fn log_metrics(log: &Log, out: &mut String) {
     let s = log.stats();
-    let rows: [(&str, &str, &str, u64); 6] = [
+    let rows: [(&str, &str, &str, u64); 8] = [
         (
             "runnel_log_commits_total",
             "counter",
@@ -66,6 +66,18 @@ pub fn log_metrics(log: &Log, out: &mut String) {
             "gauge",
             "Bytes in segment files.",
             s.bytes_on_disk,
+        ),
+        (
+            "runnel_log_cache_bytes",
+            "gauge",
+            "Bytes held by the caches of sealed segments' details and frame lists.",
+            s.cache_bytes,
+        ),
+        (
+            "runnel_log_open_segments",
+            "gauge",
+            "Sealed segment files open in the file cache.",
+            s.open_segments,
         ),
         (
             "runnel_log_damaged_ranges",
