@@ -274,10 +274,13 @@ impl FirehoseService {
                     Source::Internal { stream }
                 }
             };
+            // After the internal stream's creation: that stream is ACTIVE
+            // by the time this delivery stream is.
+            let created_ms = svc.streams.now_ms();
             let rec = DeliveryStreamRecord {
                 name,
                 kind,
-                created_ms: now,
+                created_ms,
                 updated_ms: None,
                 version: 1,
                 source,
@@ -308,6 +311,14 @@ impl FirehoseService {
         let rec = self.get(&name)?;
         let _ = self.supervisor.remove(&Self::task_name(&name)).await;
         self.by_name.write().remove(&name);
+        // A CREATING internal stream cannot be deleted yet.
+        let creating_ms = rec
+            .created_ms
+            .saturating_add(self.cfg.transition_ms)
+            .saturating_sub(self.streams.now_ms());
+        if creating_ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(creating_ms)).await;
+        }
         let svc = self.clone();
         blocking(move || {
             let catalog = svc.env.catalog.as_ref();
