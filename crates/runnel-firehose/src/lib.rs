@@ -21,6 +21,8 @@ pub mod model;
 mod put;
 mod record;
 mod service;
+#[cfg(test)]
+mod tests;
 
 pub use error::FirehoseError;
 pub use service::{FirehoseConfig, FirehoseService};

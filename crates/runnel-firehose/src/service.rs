@@ -55,13 +55,25 @@ impl FirehoseService {
         supervisor: Supervisor,
         functions: Arc<FunctionRegistry>,
     ) -> std::result::Result<Arc<FirehoseService>, FirehoseError> {
+        let sink = Arc::new(LocalDirectory::new(cfg.buckets_dir.clone()));
+        Self::open_with_sink(cfg, streams, supervisor, functions, sink)
+    }
+
+    /// As [`FirehoseService::open`], delivering into `sink`.
+    pub(crate) fn open_with_sink(
+        cfg: FirehoseConfig,
+        streams: Arc<StreamsService>,
+        supervisor: Supervisor,
+        functions: Arc<FunctionRegistry>,
+        sink: Arc<dyn crate::delivery::sink::ObjectSink>,
+    ) -> std::result::Result<Arc<FirehoseService>, FirehoseError> {
         let catalog: Arc<dyn Catalog> = streams.catalog();
         let records = record::load_definitions(catalog.as_ref())
             .map_err(|e| FirehoseError::Internal(format!("cannot load delivery streams: {e}")))?;
         let env = Arc::new(Env {
             streams: streams.clone(),
             catalog,
-            sink: Arc::new(LocalDirectory::new(cfg.buckets_dir.clone())),
+            sink,
         });
         let svc = Arc::new(FirehoseService {
             cfg,
