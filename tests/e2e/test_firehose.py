@@ -320,6 +320,60 @@ def test_direct_put_delivers_objects(fh, name, server, compression):
         fh.delete_delivery_stream(DeliveryStreamName=name)
 
 
+def test_buffering_by_size_then_interval(fh, name, server, clock):
+    fh.create_delivery_stream(
+        DeliveryStreamName=name,
+        ExtendedS3DestinationConfiguration=s3_config(
+            "by-size", BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 900}))
+    try:
+        wait_active(fh, name)
+        mib = 1024 * 1024
+        data = [bytes([65 + i]) * (100 * 1024) for i in range(15)]  # 1.5 MiB
+        fh.put_record_batch(DeliveryStreamName=name, Records=[{"Data": r} for r in data[:12]])
+        bucket = server.data_dir / "buckets" / "by-size"
+        got = wait_objects(bucket, mib)  # size reached long before 900 s
+        [(_, first)] = got.items()
+        assert len(first) >= mib and first == b"".join(data[:len(first) // (100 * 1024)])
+        fh.put_record_batch(DeliveryStreamName=name, Records=[{"Data": r} for r in data[12:]])
+        time.sleep(0.5)
+        assert sum(len(v) for v in objects(bucket).values()) == len(first), \
+            "a buffer under 1 MiB was delivered before its interval"
+        clock.advance(901_000)
+        got = wait_objects(bucket, len(b"".join(data)))
+        assert len(got) == 2
+        assert b"".join(got[k] for k in sorted(got, key=lambda k: got[k] != first)) == b"".join(data)
+    finally:
+        fh.delete_delivery_stream(DeliveryStreamName=name)
+
+
+def test_definitions_survive_a_restart():
+    srv = kin.RunnelProcess().start()
+    try:
+        fh = firehose_client(srv.endpoint)
+        fh.create_delivery_stream(DeliveryStreamName="keep",
+                                  S3DestinationConfiguration=s3_config("keep"),
+                                  Tags=[{"Key": "k", "Value": "v"}])
+        wait_active(fh, "keep")
+        fh.update_destination(DeliveryStreamName="keep", CurrentDeliveryStreamVersionId="1",
+                              DestinationId="destinationId-000000000001",
+                              S3DestinationUpdate={"Prefix": "p/"})
+        fh.create_delivery_stream(DeliveryStreamName="gone",
+                                  S3DestinationConfiguration=s3_config("keep"))
+        fh.delete_delivery_stream(DeliveryStreamName="gone")
+        before = fh.describe_delivery_stream(DeliveryStreamName="keep")["DeliveryStreamDescription"]
+        srv.stop()  # graceful: the supervisor stops the delivery tasks
+        srv.start()
+        fh = firehose_client(srv.endpoint)
+        after = fh.describe_delivery_stream(DeliveryStreamName="keep")["DeliveryStreamDescription"]
+        assert after == before
+        assert after["VersionId"] == "2"
+        assert fh.list_delivery_streams()["DeliveryStreamNames"] == ["keep"]
+        assert fh.list_tags_for_delivery_stream(DeliveryStreamName="keep")["Tags"] == [
+            {"Key": "k", "Value": "v"}]
+    finally:
+        srv.cleanup()
+
+
 def test_kinesis_stream_as_source(fh, name, server, kinesis):
     source = name[:40] + "-src"
     kinesis.create_stream(StreamName=source, ShardCount=2)
