@@ -58,4 +58,12 @@ pub trait Catalog: Send + Sync + 'static {
     /// Small account-level settings, stored as opaque bytes under a key.
     fn setting(&self, key: &str) -> Result<Option<Vec<u8>>, CatalogError>;
     fn put_setting(&self, key: &str, value: &[u8]) -> Result<(), CatalogError>;
+    /// Every entry of a keyspace (e.g. `firehose/delivery-streams`), in key
+    /// order. Keyspaces let other services (Firehose) keep their own
+    /// records beside the streams'; values are opaque bytes.
+    fn entries(&self, keyspace: &str) -> Result<Vec<(String, Vec<u8>)>, CatalogError>;
+    fn entry(&self, keyspace: &str, key: &str) -> Result<Option<Vec<u8>>, CatalogError>;
+    /// Inserts or replaces one entry; durable when it returns.
+    fn put_entry(&self, keyspace: &str, key: &str, value: &[u8]) -> Result<(), CatalogError>;
+    fn delete_entry(&self, keyspace: &str, key: &str) -> Result<(), CatalogError>;
 }

@@ -7,6 +7,8 @@ use crate::{Catalog, CatalogError, StreamRecord};
 
 const STREAMS: TableDefinition<&str, &[u8]> = TableDefinition::new("streams");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Other services' records: (keyspace, key) → bytes.
+const ENTRIES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("entries");
 const NEXT_UID_KEY: &str = "next_stream_uid";
 
 type Opener = Box<dyn Fn() -> Result<Database, redb::DatabaseError> + Send + Sync>;
@@ -43,6 +45,7 @@ fn init(db: &Database) -> Result<(), CatalogError> {
     {
         tx.open_table(STREAMS).map_err(storage)?;
         tx.open_table(META).map_err(storage)?;
+        tx.open_table(ENTRIES).map_err(storage)?;
     }
     tx.commit().map_err(storage)
 }
@@ -168,6 +171,54 @@ impl Catalog for RedbCatalog {
     fn secret(&self, name: &str) -> Result<[u8; 32], CatalogError> {
         self.with_db(|db| Self::secret_in(db, name))
     }
+
+    fn entries(&self, keyspace: &str) -> Result<Vec<(String, Vec<u8>)>, CatalogError> {
+        self.with_db(|db| {
+            let tx = db.begin_read().map_err(storage)?;
+            let table = tx.open_table(ENTRIES).map_err(storage)?;
+            let mut out = Vec::new();
+            for entry in table.range((keyspace, "")..).map_err(storage)? {
+                let (key, value) = entry.map_err(storage)?;
+                let (space, key) = key.value();
+                if space != keyspace {
+                    break;
+                }
+                out.push((key.to_string(), value.value().to_vec()));
+            }
+            Ok(out)
+        })
+    }
+
+    fn entry(&self, keyspace: &str, key: &str) -> Result<Option<Vec<u8>>, CatalogError> {
+        self.with_db(|db| {
+            let tx = db.begin_read().map_err(storage)?;
+            let table = tx.open_table(ENTRIES).map_err(storage)?;
+            let value = table.get((keyspace, key)).map_err(storage)?;
+            Ok(value.map(|v| v.value().to_vec()))
+        })
+    }
+
+    fn put_entry(&self, keyspace: &str, key: &str, value: &[u8]) -> Result<(), CatalogError> {
+        self.with_db(|db| {
+            let tx = db.begin_write().map_err(storage)?;
+            {
+                let mut table = tx.open_table(ENTRIES).map_err(storage)?;
+                table.insert((keyspace, key), value).map_err(storage)?;
+            }
+            tx.commit().map_err(storage)
+        })
+    }
+
+    fn delete_entry(&self, keyspace: &str, key: &str) -> Result<(), CatalogError> {
+        self.with_db(|db| {
+            let tx = db.begin_write().map_err(storage)?;
+            {
+                let mut table = tx.open_table(ENTRIES).map_err(storage)?;
+                table.remove((keyspace, key)).map_err(storage)?;
+            }
+            tx.commit().map_err(storage)
+        })
+    }
 }
 
 impl RedbCatalog {
@@ -279,6 +330,28 @@ mod tests {
             resource_policies: Default::default(),
             encryption: vec![],
         }
+    }
+
+    #[test]
+    fn keyspaces_are_separate_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.redb");
+        {
+            let c = RedbCatalog::open(&path).unwrap();
+            c.put_entry("a", "x", b"1").unwrap();
+            c.put_entry("a", "y", b"2").unwrap();
+            c.put_entry("ab", "x", b"3").unwrap();
+            c.put_entry("b", "x", b"4").unwrap();
+            c.put_entry("a", "x", b"5").unwrap();
+            c.delete_entry("a", "y").unwrap();
+            c.delete_entry("a", "missing").unwrap();
+        }
+        let c = RedbCatalog::open(&path).unwrap();
+        assert_eq!(c.entries("a").unwrap(), vec![("x".into(), b"5".to_vec())]);
+        assert_eq!(c.entries("ab").unwrap(), vec![("x".into(), b"3".to_vec())]);
+        assert!(c.entries("c").unwrap().is_empty());
+        assert_eq!(c.entry("ab", "x").unwrap(), Some(b"3".to_vec()));
+        assert_eq!(c.entry("a", "y").unwrap(), None);
     }
 
     /// A file backend that fails writes with ENOSPC while `full` is set.

@@ -35,6 +35,12 @@ pub enum FirehoseError {
     /// Constraint violations of the service model (length, range, pattern, enum, required).
     #[error("{0}")]
     Validation(String),
+    /// The body is not JSON, or a member has the wrong JSON type.
+    #[error("{0}")]
+    Serialization(String),
+    /// The target names no Firehose operation.
+    #[error("{0}")]
+    UnknownOperation(String),
     /// Storage or catalog failed; the request had no acknowledged effect.
     #[error("{0}")]
     Internal(String),
@@ -52,6 +58,8 @@ impl AwsError for FirehoseError {
             FirehoseError::InvalidKmsResource { .. } => "InvalidKMSResourceException",
             FirehoseError::InvalidSource { .. } => "InvalidSourceException",
             FirehoseError::Validation(_) => "ValidationException",
+            FirehoseError::Serialization(_) => "SerializationException",
+            FirehoseError::UnknownOperation(_) => "UnknownOperationException",
             FirehoseError::Internal(_) => "InternalFailure",
         }
     }
@@ -67,7 +75,9 @@ impl AwsError for FirehoseError {
             | FirehoseError::ConcurrentModification(_)
             | FirehoseError::InvalidKmsResource { .. }
             | FirehoseError::InvalidSource { .. }
-            | FirehoseError::Validation(_) => 400,
+            | FirehoseError::Validation(_)
+            | FirehoseError::Serialization(_)
+            | FirehoseError::UnknownOperation(_) => 400,
         }
     }
 

@@ -18,6 +18,7 @@ use crate::errors::FrontDoorError;
 
 pub struct AppState {
     pub streams: Arc<StreamsService>,
+    pub firehose: Arc<runnel_firehose::FirehoseService>,
     /// The record log, for /health and its counters in /metrics.
     pub log: Arc<runnel_log::Log>,
     pub request_body_bytes_max: usize,
@@ -320,6 +321,7 @@ async fn aws_request(
             KINESIS_TARGET_PREFIX => "kinesis.amazonaws.com",
             "TrentService" => "kms.amazonaws.com",
             crate::cloudwatch::TARGET_PREFIX => "monitoring.amazonaws.com",
+            crate::firehose::TARGET_PREFIX => "firehose.amazonaws.com",
             _ => "runnel",
         };
         if state.audit.as_ref().is_some_and(|a| a.wants(op)) {
@@ -328,8 +330,13 @@ async fn aws_request(
         }
     }
     // A named operation needs a signature, verified or not (frontdoor.rs).
-    if let Some((KINESIS_TARGET_PREFIX | "TrentService" | crate::cloudwatch::TARGET_PREFIX, _)) =
-        target.as_deref().and_then(split_target)
+    if let Some((
+        KINESIS_TARGET_PREFIX
+        | "TrentService"
+        | crate::cloudwatch::TARGET_PREFIX
+        | crate::firehose::TARGET_PREFIX,
+        _,
+    )) = target.as_deref().and_then(split_target)
     {
         if let Err(e) = crate::frontdoor::require_signature(headers, parts.uri.query()) {
             // AWS reports a body that is not a structure before the signature.
@@ -343,6 +350,9 @@ async fn aws_request(
         Some((KINESIS_TARGET_PREFIX, op)) => op.to_owned(),
         Some(("TrentService", op)) => {
             return crate::kms::respond(state, &parts, body, peer, op).await;
+        }
+        Some((crate::firehose::TARGET_PREFIX, op)) => {
+            return crate::firehose::respond(state, &parts, body, peer, op).await;
         }
         Some((crate::cloudwatch::TARGET_PREFIX, op)) => {
             if let Err(e) = authorize_cloudwatch(state, &parts, &body, peer, secure, op) {

@@ -4,6 +4,7 @@
 //! - [`conn`]: one connection's deadlines and the per-address cap.
 //! - [`http`]: HTTP/1.1 and h2c on one port, bounded body reads, routing.
 //! - [`kinesis`]: `Kinesis_20131202.*` operations → [`runnel_streams`].
+//! - [`firehose`]: `Firehose_20150804.*` operations → `runnel_firehose`.
 //! - [`errors`]: the one exhaustive mapping of service errors to AWS error
 //!   types and HTTP statuses.
 
@@ -16,6 +17,7 @@ pub mod config;
 pub mod conn;
 pub mod console;
 pub mod errors;
+pub mod firehose;
 pub mod frontdoor;
 pub mod health;
 pub mod http;

@@ -18,6 +18,8 @@ pub struct Server {
     tls: Option<tokio_rustls::TlsAcceptor>,
     state: Arc<AppState>,
     config: ServerConfig,
+    /// Owns the services' background tasks (Firehose delivery).
+    supervisor: runnel_runtime::Supervisor,
 }
 
 impl Server {
@@ -64,6 +66,8 @@ impl Server {
                 .map_err(anyhow::Error::msg)?,
         };
         let metrics = Arc::new(runnel_metrics::Registry::new(clock.clone()));
+        let supervisor = runnel_runtime::Supervisor::new(clock.clone());
+        let functions = Arc::new(config.function_registry()?);
         let streams = StreamsService::new(
             streams_config,
             clock,
@@ -80,6 +84,19 @@ impl Server {
         )
         .map_err(|e| anyhow::anyhow!("cannot open the key service: {e}"))?;
         streams.attach_kms(Arc::new(kms));
+        let streams = Arc::new(streams);
+        let firehose = runnel_firehose::FirehoseService::open(
+            runnel_firehose::FirehoseConfig {
+                region: config.region.clone(),
+                account_id: config.account_id.clone(),
+                buckets_dir: config.data_dir.join("buckets"),
+                transition_ms: config.stream_transition_ms,
+            },
+            streams.clone(),
+            supervisor.clone(),
+            functions,
+        )
+        .map_err(|e| anyhow::anyhow!("cannot open the Firehose service: {e}"))?;
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "storage opened"
@@ -117,7 +134,8 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", config.addr))?;
         let state = Arc::new(AppState {
-            streams: Arc::new(streams),
+            streams,
+            firehose,
             log,
             request_body_bytes_max: config.request_body_bytes_max,
             request_body_timeout: Duration::from_millis(config.body_timeout_ms),
@@ -152,6 +170,7 @@ impl Server {
             tls,
             state,
             config,
+            supervisor,
         })
     }
 
@@ -228,6 +247,7 @@ impl Server {
         housekeeping.abort();
         alarms.abort();
         tracing::info!("shutting down");
+        self.supervisor.shutdown().await;
         Ok(())
     }
 }

@@ -17,7 +17,14 @@ impl StreamsService {
     pub fn create_stream(&self, input: CreateStreamInput) -> Result<Empty> {
         let mut v = Violations::new();
         v.required("streamName", &input.stream_name);
-        v.stream_name("streamName", input.stream_name.as_deref());
+        let internal = crate::internal::internal_caller()
+            && input
+                .stream_name
+                .as_deref()
+                .is_some_and(crate::internal::is_internal_name);
+        if !internal {
+            v.stream_name("streamName", input.stream_name.as_deref());
+        }
         v.int("shardCount", input.shard_count, 1, None);
         let mode_str = input
             .stream_mode_details

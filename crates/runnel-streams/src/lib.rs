@@ -17,6 +17,7 @@ mod data;
 pub mod encryption;
 pub mod error;
 pub mod fanout;
+pub mod internal;
 mod listing;
 pub mod metrics;
 pub mod quota;

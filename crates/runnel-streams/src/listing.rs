@@ -121,6 +121,7 @@ impl StreamsService {
             ))
             .map(|(_, e)| e)
             .filter(|e| !self.is_gone(&e.rec))
+            .filter(|e| !crate::internal::is_internal_name(&e.rec.name))
             .take(limit + 1)
             .cloned()
             .collect();

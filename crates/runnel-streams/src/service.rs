@@ -243,7 +243,13 @@ impl StreamsService {
         input: &dyn StreamAddressed,
         v: &mut Violations,
     ) -> Option<String> {
-        v.stream_name("streamName", input.stream_name());
+        let internal = crate::internal::internal_caller()
+            && input
+                .stream_name()
+                .is_some_and(crate::internal::is_internal_name);
+        if !internal {
+            v.stream_name("streamName", input.stream_name());
+        }
         v.stream_arn("streamARN", input.stream_arn());
         match (
             input.stream_name(),
@@ -286,7 +292,11 @@ impl StreamsService {
         self.lookup(&name)
     }
 
+    /// An internal stream (internal.rs) answers only internal callers.
     pub(crate) fn lookup(&self, name: &str) -> Result<Arc<StreamEntry>> {
+        if crate::internal::is_internal_name(name) && !crate::internal::internal_caller() {
+            return Err(self.not_found(name));
+        }
         let entry = self.maps.read().by_name.get(name).cloned();
         match entry {
             Some(e) if !self.is_gone(&e.rec) => Ok(e),
