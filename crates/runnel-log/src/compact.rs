@@ -450,8 +450,9 @@ impl Shared {
                 },
             );
             index.sealed_changed();
-        }
-        {
+            // Under the index lock: a reader that sees the new segment ids
+            // must not find a detail or file of the replaced ones cached
+            // (the compacted segment keeps the newest one's id).
             let mut caches = self.caches.lock();
             for old in ids {
                 caches.remove_segment(*old);

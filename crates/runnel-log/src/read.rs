@@ -234,11 +234,14 @@ impl Shared {
             Some(&(e, a, b)) if e == epoch && (a..b).contains(&lo) => b,
             _ => lo,
         };
+        // Only segments without any span of the shard go into the record.
+        let mut spanless = true;
         for (i, id) in ids.iter().enumerate().skip(from) {
             if let Some(span) = self.detail(*id)?.span(shard) {
-                if i > from {
+                if i > from && spanless {
                     self.first_spans.lock().insert(shard, (epoch, from, i));
                 }
+                spanless = false;
                 if span_ok(&span) {
                     return Ok(Located::Sealed(span));
                 }

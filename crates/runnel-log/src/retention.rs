@@ -109,9 +109,9 @@ impl Shared {
                 index.sealed_changed();
                 // Readers that already looked this segment up retry.
                 self.layout_generation.fetch_add(2, Ordering::AcqRel);
+                self.caches.lock().remove_segment(id);
                 meta.bytes
             };
-            self.caches.lock().remove_segment(id);
             // Readers holding the file handle keep reading an unlinked file safely.
             self.fs.remove_file(&segment_path(dir, id))?;
             match self.fs.remove_file(&sidecar_path(dir, id)) {
